@@ -1,0 +1,550 @@
+//! Click analytics: the pipeline from the redirect to the store, user-agent
+//! classification, visitor hashing and summaries.
+//!
+//! ```text
+//! resolve() ── try_send ──> bounded buffer ──> forwarder ──> EventBus ──> worker ──> AnalyticsStore
+//!               (never waits;   (hashes visitors,   (batches by size / time,
+//!                full: drop     stamps event ids)    de-dup by id in the store,
+//!                and count)                          ack after the write)
+//! ```
+
+use crate::auth::hex;
+use crate::bus::{EventBus, EventConsumer};
+use crate::model::{
+    AnalyticsSummary, ClassifiedClick, ClickEvent, DayClicks, Dimension, RollupWindow, ValueCount,
+};
+use crate::store::AnalyticsStore;
+use chrono::{DateTime, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+/// How clicks are batched on their way to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyticsConfig {
+    /// Largest batch written at once (`ANALYTICS_BATCH_SIZE`, default 500).
+    pub batch_size: usize,
+    /// Longest a click waits before its batch is written (`ANALYTICS_FLUSH_MS`, default 1 s).
+    pub flush_interval: Duration,
+    /// Clicks the in-process buffer holds before it drops (default 100,000).
+    pub buffer_capacity: usize,
+    /// Whether this instance runs an analytics worker (instances that only redirect may not).
+    pub run_worker: bool,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            batch_size: 500,
+            flush_interval: Duration::from_millis(1000),
+            buffer_capacity: 100_000,
+            run_worker: true,
+        }
+    }
+}
+
+/// Counters of the service, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+    pub(crate) shared_cache_errors: AtomicU64,
+    pub(crate) invalidation_failures: AtomicU64,
+    pub(crate) clicks_buffered: AtomicU64,
+    pub(crate) clicks_dropped: AtomicU64,
+    pub(crate) clicks_published: AtomicU64,
+    pub(crate) publish_failures: AtomicU64,
+    pub(crate) clicks_recorded: AtomicU64,
+    pub(crate) clicks_duplicate: AtomicU64,
+    pub(crate) record_failures: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Redirects answered from the in-process cache.
+    pub cache_hits: u64,
+    /// Redirects that had to look further.
+    pub cache_misses: u64,
+    /// Failed calls to the shared cache (served from the store instead).
+    pub shared_cache_errors: u64,
+    /// Invalidations the shared cache did not take (other instances rely on the L1 TTL).
+    pub invalidation_failures: u64,
+    /// Clicks accepted into the buffer.
+    pub clicks_buffered: u64,
+    /// Clicks dropped because the buffer was full or closed.
+    pub clicks_dropped: u64,
+    /// Clicks published to the event bus.
+    pub clicks_published: u64,
+    /// Failed publish attempts (retried).
+    pub publish_failures: u64,
+    /// Clicks written to the analytics store (first time).
+    pub clicks_recorded: u64,
+    /// Redelivered clicks recognised as already written.
+    pub clicks_duplicate: u64,
+    /// Failed batch writes (retried).
+    pub record_failures: u64,
+}
+
+impl Stats {
+    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            cache_hits: r(&self.cache_hits),
+            cache_misses: r(&self.cache_misses),
+            shared_cache_errors: r(&self.shared_cache_errors),
+            invalidation_failures: r(&self.invalidation_failures),
+            clicks_buffered: r(&self.clicks_buffered),
+            clicks_dropped: r(&self.clicks_dropped),
+            clicks_published: r(&self.clicks_published),
+            publish_failures: r(&self.publish_failures),
+            clicks_recorded: r(&self.clicks_recorded),
+            clicks_duplicate: r(&self.clicks_duplicate),
+            record_failures: r(&self.record_failures),
+        }
+    }
+}
+
+/// A click as the redirect hands it over: still with the raw address, which never
+/// leaves the process.
+#[derive(Debug)]
+pub(crate) struct PendingClick {
+    pub link_id: Uuid,
+    pub short_code: Arc<str>,
+    pub at: DateTime<Utc>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<Box<str>>,
+    pub referrer: Option<Box<str>>,
+    pub country: Option<Box<str>>,
+    pub counted_at_redirect: bool,
+}
+
+/// Daily-rotating visitor hashing: SHA-256 of (salt of the day, address, user agent),
+/// where the salt is an HMAC of the day under a secret shared by all instances.
+/// Without the secret the hash cannot be reversed to an address, and the same visitor
+/// gets unrelated hashes on different days.
+#[derive(Debug, Clone)]
+pub(crate) struct VisitorHasher {
+    secret: Arc<[u8]>,
+    today: Option<(NaiveDate, [u8; 32])>,
+}
+
+impl VisitorHasher {
+    pub fn new(secret: Arc<[u8]>) -> Self {
+        VisitorHasher {
+            secret,
+            today: None,
+        }
+    }
+
+    fn salt(&mut self, day: NaiveDate) -> [u8; 32] {
+        match self.today {
+            Some((d, salt)) if d == day => salt,
+            _ => {
+                let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
+                    .unwrap_or_else(|_| Hmac::<Sha256>::new_from_slice(b"hoplink").expect("key"));
+                mac.update(b"hoplink visitor salt ");
+                mac.update(day.to_string().as_bytes());
+                let salt: [u8; 32] = mac.finalize().into_bytes().into();
+                self.today = Some((day, salt));
+                salt
+            }
+        }
+    }
+
+    pub fn hash(&mut self, day: NaiveDate, ip: Option<IpAddr>, user_agent: Option<&str>) -> String {
+        let Some(ip) = ip else {
+            return String::new();
+        };
+        let salt = self.salt(day);
+        let mut h = Sha256::new();
+        h.update(salt);
+        match ip {
+            IpAddr::V4(v4) => h.update(v4.octets()),
+            IpAddr::V6(v6) => h.update(v6.octets()),
+        }
+        h.update([0]);
+        h.update(user_agent.unwrap_or_default().as_bytes());
+        hex(&h.finalize()[..16])
+    }
+}
+
+impl PendingClick {
+    pub fn into_event(self, hasher: &mut VisitorHasher) -> ClickEvent {
+        let visitor = hasher.hash(self.at.date_naive(), self.ip, self.user_agent.as_deref());
+        ClickEvent {
+            id: Uuid::now_v7(),
+            link_id: self.link_id,
+            short_code: self.short_code.to_string(),
+            occurred_at: self.at,
+            visitor,
+            user_agent: self.user_agent.map(String::from),
+            referrer: self.referrer.map(String::from),
+            country: self.country.map(String::from),
+            counted_at_redirect: self.counted_at_redirect,
+        }
+    }
+}
+
+/// What a user agent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAgentClass {
+    /// A known bot, crawler or link-preview fetcher.
+    pub is_bot: bool,
+    /// Browser family (`Chrome`, `Safari`, …, `unknown`).
+    pub browser: String,
+    /// Operating system (`Windows 10`, `iOS`, …, `unknown`).
+    pub os: String,
+    /// `desktop`, `mobile`, `tablet`, `bot` or `unknown`.
+    pub device: &'static str,
+}
+
+/// Link-preview fetchers and headless agents that the bot list may miss.
+const EXTRA_BOT_PATTERNS: &[&str] = &[
+    "whatsapp",
+    "telegrambot",
+    "discordbot",
+    "slackbot",
+    "slack-imgproxy",
+    "twitterbot",
+    "linkedinbot",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "skypeuripreview",
+    "embedly",
+    "iframely",
+    "vkshare",
+    "pinterest",
+    "redditbot",
+    "applebot",
+    "mastodon",
+    "bitlybot",
+    "quora link preview",
+    "google-inspectiontool",
+    "headlesschrome",
+];
+
+fn bots() -> &'static isbot::Bots {
+    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
+    BOTS.get_or_init(|| {
+        let mut bots = isbot::Bots::default();
+        bots.append(EXTRA_BOT_PATTERNS);
+        bots
+    })
+}
+
+/// Whether a user agent is a known bot or link-preview crawler (the maintained `isbot`
+/// pattern list plus preview fetchers). An absent agent is not judged a bot.
+pub fn is_bot(user_agent: &str) -> bool {
+    !user_agent.is_empty() && bots().is_bot(user_agent)
+}
+
+/// Classifies a user agent with `woothee` (browser, OS, device) and [`is_bot`].
+pub fn classify_user_agent(user_agent: Option<&str>) -> UserAgentClass {
+    let ua = user_agent.unwrap_or_default().trim();
+    let parsed = woothee::parser::Parser::new().parse(ua);
+    let known = |v: &str| {
+        if v.is_empty() || v == "UNKNOWN" {
+            "unknown".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let is_bot = is_bot(ua) || parsed.as_ref().is_some_and(|p| p.category == "crawler");
+    let (browser, os, category) = match &parsed {
+        Some(p) => (known(p.name), known(p.os), p.category),
+        None => ("unknown".to_string(), "unknown".to_string(), ""),
+    };
+    let lower = ua.to_ascii_lowercase();
+    let device = if is_bot {
+        "bot"
+    } else if lower.contains("ipad")
+        || lower.contains("tablet")
+        || (lower.contains("android") && !lower.contains("mobile"))
+    {
+        "tablet"
+    } else {
+        match category {
+            "pc" => "desktop",
+            "smartphone" | "mobilephone" => "mobile",
+            _ => "unknown",
+        }
+    };
+    UserAgentClass {
+        is_bot,
+        browser,
+        os,
+        device,
+    }
+}
+
+/// The host of a `Referer` (without `www.`), `direct` when there is none.
+pub fn referrer_host(referrer: Option<&str>) -> String {
+    match referrer.map(str::trim).filter(|r| !r.is_empty()) {
+        None => "direct".into(),
+        Some(r) => url::Url::parse(r)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_start_matches("www.").to_ascii_lowercase()))
+            .unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// A two-letter country code in upper case, `unknown` otherwise.
+pub fn country_code(country: Option<&str>) -> String {
+    match country.map(str::trim) {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            c.to_ascii_uppercase()
+        }
+        _ => "unknown".into(),
+    }
+}
+
+/// Turns a bus event into what the store records.
+pub fn classify(event: &ClickEvent) -> ClassifiedClick {
+    let ua = classify_user_agent(event.user_agent.as_deref());
+    ClassifiedClick {
+        event_id: event.id,
+        link_id: event.link_id,
+        day: event.occurred_at.date_naive(),
+        visitor: event.visitor.clone(),
+        is_bot: ua.is_bot,
+        referrer: referrer_host(event.referrer.as_deref()),
+        browser: ua.browser,
+        os: ua.os,
+        device: ua.device.to_string(),
+        country: country_code(event.country.as_deref()),
+        counted_at_redirect: event.counted_at_redirect,
+    }
+}
+
+/// Entries in each breakdown of a summary.
+pub const TOP_VALUES: usize = 10;
+
+/// Builds the summary of `[from, to]` from a store's rollups: every day present (zeros
+/// included), breakdowns ranked by count, then value.
+pub fn summarize(short_code: &str, from: NaiveDate, to: NaiveDate, window: RollupWindow) -> AnalyticsSummary {
+    let by_day: HashMap<NaiveDate, _> = window.days.iter().map(|d| (d.date, *d)).collect();
+    let clicks_by_day: Vec<DayClicks> = from
+        .iter_days()
+        .take_while(|d| *d <= to)
+        .map(|date| DayClicks {
+            date,
+            clicks: by_day.get(&date).map_or(0, |d| d.clicks),
+        })
+        .collect();
+    let in_window = |d: &&crate::model::DailyRollup| d.date >= from && d.date <= to;
+    let mut breakdowns: HashMap<Dimension, Vec<ValueCount>> = window.breakdowns.into_iter().collect();
+    let mut top = |dim: Dimension| {
+        let mut values = breakdowns.remove(&dim).unwrap_or_default();
+        values.retain(|v| v.count > 0);
+        values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        values.truncate(TOP_VALUES);
+        values
+    };
+    AnalyticsSummary {
+        short_code: short_code.to_string(),
+        total_clicks: window.days.iter().filter(in_window).map(|d| d.clicks).sum(),
+        unique_visitors: window.days.iter().filter(in_window).map(|d| d.unique_visitors).sum(),
+        bot_clicks: window.days.iter().filter(in_window).map(|d| d.bot_clicks).sum(),
+        clicks_by_day,
+        top_referrers: top(Dimension::Referrer),
+        browsers: top(Dimension::Browser),
+        operating_systems: top(Dimension::Os),
+        devices: top(Dimension::Device),
+        countries: top(Dimension::Country),
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+}
+
+/// Moves clicks from the in-process buffer to the bus until told to stop, then drains
+/// what the buffer still holds.
+pub(crate) async fn run_forwarder(
+    mut buffer: mpsc::Receiver<PendingClick>,
+    bus: Arc<dyn EventBus>,
+    mut hasher: VisitorHasher,
+    config: AnalyticsConfig,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pending = Vec::with_capacity(config.batch_size);
+    let mut stopping = false;
+    loop {
+        let received = if stopping {
+            buffer.recv_many(&mut pending, config.batch_size).await
+        } else {
+            tokio::select! {
+                n = buffer.recv_many(&mut pending, config.batch_size) => n,
+                _ = stop.changed() => {
+                    stopping = true;
+                    buffer.close();
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        let events: Vec<ClickEvent> = pending.drain(..).map(|c| c.into_event(&mut hasher)).collect();
+        let mut attempt = 0;
+        loop {
+            match bus.publish(&events).await {
+                Ok(()) => {
+                    Stats::bump(&stats.clicks_published, events.len() as u64);
+                    break;
+                }
+                Err(e) => {
+                    Stats::bump(&stats.publish_failures, 1);
+                    if stopping && attempt >= 10 {
+                        tracing::error!(error = %e, lost = events.len(), "event bus unavailable during shutdown; clicks lost");
+                        Stats::bump(&stats.clicks_dropped, events.len() as u64);
+                        break;
+                    }
+                    tracing::warn!(error = %e, attempt, "publishing clicks failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Consumes the bus in batches, classifies and records them, and acknowledges each batch
+/// once stored. When told to stop it drains the bus, then returns.
+pub(crate) async fn run_worker(
+    mut consumer: Box<dyn EventConsumer>,
+    store: Arc<dyn AnalyticsStore>,
+    config: AnalyticsConfig,
+    stats: Arc<Stats>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut attempt = 0;
+    loop {
+        let draining = *stop.borrow();
+        let wait = if draining {
+            Duration::from_millis(50)
+        } else {
+            config.flush_interval
+        };
+        let events = match consumer.next_batch(config.batch_size, wait).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading click events failed; retrying");
+                if draining && attempt >= 10 {
+                    break;
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        if events.is_empty() {
+            if draining {
+                break;
+            }
+            continue;
+        }
+        let clicks: Vec<ClassifiedClick> = events.iter().map(classify).collect();
+        match store.record(&clicks).await {
+            Ok(outcome) => {
+                attempt = 0;
+                Stats::bump(&stats.clicks_recorded, outcome.recorded);
+                Stats::bump(&stats.clicks_duplicate, outcome.duplicates);
+                if let Err(e) = consumer.ack().await {
+                    // Not fatal: the batch comes again and the store skips it as duplicates.
+                    tracing::warn!(error = %e, "acknowledging click events failed");
+                }
+            }
+            Err(e) => {
+                Stats::bump(&stats.record_failures, 1);
+                tracing::warn!(error = %e, events = clicks.len(), "recording clicks failed; retrying");
+                if draining && attempt >= 10 {
+                    tracing::error!("analytics store unavailable during shutdown; leaving events unacknowledged");
+                    break;
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+
+    #[test]
+    fn classifies_browsers_and_devices() {
+        let c = classify_user_agent(Some(CHROME_MAC));
+        assert!(!c.is_bot);
+        assert_eq!((c.browser.as_str(), c.device), ("Chrome", "desktop"));
+        assert_eq!(c.os, "Mac OSX");
+        let m = classify_user_agent(Some(IPHONE));
+        assert_eq!((m.browser.as_str(), m.os.as_str(), m.device), ("Safari", "iPhone", "mobile"));
+        let none = classify_user_agent(None);
+        assert!(!none.is_bot);
+        assert_eq!(none.device, "unknown");
+    }
+
+    #[test]
+    fn recognises_bots_and_preview_crawlers() {
+        for ua in [
+            "Googlebot/2.1 (+http://www.google.com/bot.html)",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "Twitterbot/1.0",
+            "WhatsApp/2.23.20.0 A",
+            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+            "TelegramBot (like TwitterBot)",
+            "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+        ] {
+            let c = classify_user_agent(Some(ua));
+            assert!(c.is_bot, "{ua}");
+            assert_eq!(c.device, "bot");
+        }
+        assert!(!is_bot(CHROME_MAC));
+    }
+
+    #[test]
+    fn referrers_and_countries() {
+        assert_eq!(referrer_host(None), "direct");
+        assert_eq!(referrer_host(Some("https://www.Example.com/a")), "example.com");
+        assert_eq!(referrer_host(Some("garbage")), "unknown");
+        assert_eq!(country_code(Some("de")), "DE");
+        assert_eq!(country_code(Some("Germany")), "unknown");
+        assert_eq!(country_code(None), "unknown");
+    }
+
+    #[test]
+    fn visitor_hash_rotates_daily_and_hides_the_address() {
+        let mut h = VisitorHasher::new(Arc::from(&b"secret"[..]));
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let d1 = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let d2 = d1.succ_opt().unwrap();
+        let a = h.hash(d1, Some(ip), Some("ua"));
+        assert_eq!(a, h.hash(d1, Some(ip), Some("ua")));
+        assert_ne!(a, h.hash(d2, Some(ip), Some("ua")));
+        assert_ne!(a, h.hash(d1, Some(ip), Some("other ua")));
+        assert!(!a.contains("203"));
+        assert_eq!(a.len(), 32);
+        let mut other = VisitorHasher::new(Arc::from(&b"other"[..]));
+        assert_ne!(a, other.hash(d1, Some(ip), Some("ua")));
+    }
+}

@@ -1,0 +1,181 @@
+//! Credentials: Argon2id password hashes, HS256 access tokens, opaque refresh tokens and
+//! API keys (the last two stored only as SHA-256 hashes).
+
+use crate::error::{Error, Result};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+use uuid::Uuid;
+
+/// Prefix of refresh tokens, so leaked ones are recognisable.
+pub const REFRESH_TOKEN_PREFIX: &str = "hlr_";
+/// Prefix of API keys.
+pub const API_KEY_PREFIX: &str = "hlk_";
+
+/// `n` random bytes from the operating system's generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A fresh opaque secret: `prefix` + 256 random bits.
+pub fn new_secret(prefix: &str) -> String {
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// SHA-256 of a token, hex: what stores keep instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Hashes a password with Argon2id (CPU-heavy: call from a blocking thread).
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>())
+        .map_err(|e| Error::backend("argon2", e))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::backend("argon2", e))
+}
+
+/// Checks a password against a stored hash; `None` checks against a dummy hash so that
+/// an unknown email costs the same time as a wrong password.
+pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let hash = match stored {
+        Some(h) => h,
+        None => DUMMY.get_or_init(|| hash_password("not a password anyone has").unwrap_or_default()),
+    };
+    let verified = PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    verified && stored.is_some()
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user.
+    pub sub: Uuid,
+    /// The login (refresh-token family) it was issued for.
+    pub sid: Uuid,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// Signs an HS256 JWT.
+pub fn sign_access_token(secret: &[u8], claims: &AccessClaims) -> Result<String> {
+    let payload = serde_json::to_vec(claims).map_err(|e| Error::backend("jwt", e))?;
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(JWT_HEADER),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut mac = HmacSha256::new_from_slice(secret).map_err(|e| Error::backend("jwt", e))?;
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    Ok(format!("{signing_input}.{signature}"))
+}
+
+/// Verifies an HS256 JWT's signature (in constant time) and expiry.
+pub fn verify_access_token(secret: &[u8], token: &str, now_unix: i64) -> Result<AccessClaims> {
+    let invalid = || Error::Unauthorized {
+        reason: "invalid access token",
+    };
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| invalid())?;
+    let header_fields: serde_json::Value =
+        serde_json::from_slice(&header_json).map_err(|_| invalid())?;
+    if header_fields.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+        return Err(invalid());
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
+    let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| invalid())?;
+    mac.update(header.as_bytes());
+    mac.update(b".");
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&signature).map_err(|_| invalid())?;
+    let claims: AccessClaims = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or_else(invalid)?;
+    if claims.exp <= now_unix {
+        return Err(Error::Unauthorized {
+            reason: "access token expired",
+        });
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_round_trip() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", Some(&hash)));
+        assert!(!verify_password("wrong horse", Some(&hash)));
+        assert!(!verify_password("correct horse", None));
+        assert!(!verify_password("x", Some("not a hash")));
+    }
+
+    #[test]
+    fn jwt_round_trip_and_tampering() {
+        let claims = AccessClaims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            iat: 100,
+            exp: 200,
+        };
+        let token = sign_access_token(b"secret", &claims).unwrap();
+        assert_eq!(verify_access_token(b"secret", &token, 150).unwrap(), claims);
+        assert!(verify_access_token(b"other", &token, 150).is_err());
+        assert!(verify_access_token(b"secret", &token, 200).is_err());
+        let mut forged = token.clone();
+        forged.insert(token.find('.').unwrap() + 2, 'x');
+        assert!(verify_access_token(b"secret", &forged, 150).is_err());
+        assert!(verify_access_token(b"secret", "a.b", 150).is_err());
+        assert!(verify_access_token(b"secret", "", 150).is_err());
+    }
+
+    #[test]
+    fn secrets_are_unique_and_hashed() {
+        let a = new_secret(API_KEY_PREFIX);
+        assert!(a.starts_with("hlk_") && a.len() > 40);
+        assert_ne!(a, new_secret(API_KEY_PREFIX));
+        assert_eq!(token_hash("x").len(), 64);
+        assert_ne!(token_hash(&a), a);
+    }
+}

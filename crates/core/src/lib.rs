@@ -1,0 +1,67 @@
+#![doc = include_str!("../../../README.md")]
+//!
+//! # Crate layout
+//!
+//! - [`Shortener`]: the service, built with [`Shortener::builder`].
+//! - Traits a backend implements: [`LinkStore`], [`UserStore`], [`AnalyticsStore`],
+//!   [`Cache`], [`RateLimiter`], [`IdAllocator`], [`EventBus`].
+//! - [`memory`]: the in-memory implementation of each, the defaults.
+//! - [`testing`] (feature `testing`): the conformance suite every backend runs.
+//! - [`implementing_a_backend`]: a short guide for backend authors.
+
+pub mod analytics;
+pub mod auth;
+mod bus;
+mod cache;
+pub mod clock;
+pub mod code;
+mod error;
+mod ids;
+mod limiter;
+pub mod memory;
+pub mod model;
+pub mod qr;
+mod service;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod validate;
+
+pub use analytics::{AnalyticsConfig, StatsSnapshot};
+pub use bus::{EventBus, EventConsumer};
+pub use cache::Cache;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, GoneReason, Result};
+pub use ids::IdAllocator;
+pub use limiter::{LimitScope, Quota, RateLimitDecision, RateLimiter, RateLimits};
+pub use model::{
+    AnalyticsSummary, ApiKey, Link, LinkPatch, NewLink, Page, Principal, RedirectType, TokenPair,
+    User, Visit,
+};
+pub use qr::QrFormat;
+pub use service::{
+    ComponentHealth, HealthReport, ListOptions, QrContent, Redirect, Shortener, ShortenerBuilder,
+    ID_BLOCK_SIZE, MAX_BULK_ITEMS, MAX_PAGE_SIZE,
+};
+pub use store::{AnalyticsStore, LinkStore, UserStore};
+
+/// How to write a backend.
+///
+/// 1. Implement the trait (`#[async_trait]`), following its `# Contract` section.
+/// 2. Map driver errors at your edge: unique violations to [`Error::Conflict`] with the
+///    code the contract names, lost connections and timeouts to
+///    [`Error::unavailable`] (retryable), the rest to [`Error::backend`].
+/// 3. Run the conformance suite from your crate's tests with the `testing` feature:
+///
+/// ```ignore
+/// #[tokio::test]
+/// async fn conformance() {
+///     let store = Arc::new(MyStore::connect(&url).await.unwrap());
+///     hoplink::testing::link_store(store.clone()).await;
+///     hoplink::testing::user_store(store.clone()).await;
+///     hoplink::testing::analytics_store(store).await;
+/// }
+/// ```
+///
+/// 4. Give each test run its own namespace (schema, key prefix, topic) so runs don't collide.
+pub mod implementing_a_backend {}

@@ -1,0 +1,411 @@
+use super::{read, write};
+use crate::error::{Error, Result};
+use crate::model::{
+    ApiKey, ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, Link, LinkPatch,
+    LinkQuery, Page, RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, User,
+    UserRecord, ValueCount,
+};
+use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::RwLock;
+use uuid::Uuid;
+
+/// Links, users and analytics in one process.
+///
+/// Links and analytics share one lock so that recording a click and growing the link's
+/// `click_count` are one atomic step, as [`AnalyticsStore`] requires.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    links: RwLock<LinkState>,
+    users: RwLock<UserState>,
+}
+
+#[derive(Debug, Default)]
+struct LinkState {
+    by_id: HashMap<Uuid, Link>,
+    by_code: HashMap<String, Uuid>,
+    by_owner: HashMap<Uuid, BTreeSet<(DateTime<Utc>, Uuid)>>,
+    /// Event ids already recorded (de-duplication).
+    seen_events: HashSet<Uuid>,
+    days: HashMap<(Uuid, NaiveDate), DayStats>,
+}
+
+#[derive(Debug, Default)]
+struct DayStats {
+    clicks: u64,
+    bot_clicks: u64,
+    visitors: HashSet<String>,
+    breakdown: HashMap<(Dimension, String), u64>,
+}
+
+#[derive(Debug, Default)]
+struct UserState {
+    by_id: HashMap<Uuid, UserRecord>,
+    by_email: HashMap<String, Uuid>,
+    refresh: HashMap<String, RefreshState>,
+    revoked_families: HashSet<Uuid>,
+    api_keys: HashMap<Uuid, ApiKeyRecord>,
+    api_by_hash: HashMap<String, Uuid>,
+}
+
+#[derive(Debug)]
+struct RefreshState {
+    record: RefreshTokenRecord,
+    dead: bool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of links stored.
+    pub fn link_count(&self) -> usize {
+        read(&self.links).by_id.len()
+    }
+}
+
+fn matches(link: &Link, query: &LinkQuery, text: Option<&str>) -> bool {
+    if let Some(tag) = &query.tag {
+        if !link.tags.iter().any(|t| t == tag) {
+            return false;
+        }
+    }
+    match text {
+        None => true,
+        Some(text) => [
+            Some(link.original_url.as_str()),
+            link.title.as_deref(),
+            Some(link.short_code.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|field| field.to_lowercase().contains(text)),
+    }
+}
+
+#[async_trait]
+impl LinkStore for MemoryStore {
+    async fn insert(&self, link: &Link) -> Result<()> {
+        let mut state = write(&self.links);
+        if state.by_code.contains_key(&link.short_code) {
+            return Err(Error::Conflict {
+                code: "alias_taken",
+                message: format!("short code {:?} is already taken", link.short_code),
+            });
+        }
+        if state.by_id.contains_key(&link.id) {
+            return Err(Error::backend("memory", format!("duplicate link id {}", link.id)));
+        }
+        state.by_code.insert(link.short_code.clone(), link.id);
+        if let Some(owner) = link.owner_id {
+            state
+                .by_owner
+                .entry(owner)
+                .or_default()
+                .insert((link.created_at, link.id));
+        }
+        state.by_id.insert(link.id, link.clone());
+        Ok(())
+    }
+
+    async fn get_by_code(&self, short_code: &str) -> Result<Option<Link>> {
+        let state = read(&self.links);
+        Ok(state
+            .by_code
+            .get(short_code)
+            .and_then(|id| state.by_id.get(id))
+            .cloned())
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Link>> {
+        Ok(read(&self.links).by_id.get(&id).cloned())
+    }
+
+    async fn list(&self, query: &LinkQuery) -> Result<Page<Link>> {
+        let state = read(&self.links);
+        let Some(index) = state.by_owner.get(&query.owner_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let text = query.text.as_ref().map(|t| t.to_lowercase());
+        let limit = query.limit.max(1) as usize;
+        let candidates: Box<dyn Iterator<Item = &(DateTime<Utc>, Uuid)>> = match query.cursor {
+            Some(c) => Box::new(index.range(..(c.created_at, c.id)).rev()),
+            None => Box::new(index.iter().rev()),
+        };
+        let mut items = Vec::with_capacity(limit);
+        let mut more = false;
+        for (_, id) in candidates {
+            let Some(link) = state.by_id.get(id) else {
+                continue;
+            };
+            if !matches(link, query, text.as_deref()) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(link.clone());
+        }
+        let next_cursor = more
+            .then(|| items.last().map(crate::model::Cursor::after))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn update(
+        &self,
+        id: Uuid,
+        patch: &LinkPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Link>> {
+        let mut state = write(&self.links);
+        Ok(state.by_id.get_mut(&id).map(|link| {
+            patch.apply(link, now);
+            link.clone()
+        }))
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<Option<Link>> {
+        let mut state = write(&self.links);
+        let Some(link) = state.by_id.remove(&id) else {
+            return Ok(None);
+        };
+        state.by_code.remove(&link.short_code);
+        if let Some(owner) = link.owner_id {
+            if let Some(index) = state.by_owner.get_mut(&owner) {
+                index.remove(&(link.created_at, link.id));
+            }
+        }
+        Ok(Some(link))
+    }
+
+    async fn consume_click(&self, id: Uuid) -> Result<ClickBudget> {
+        let mut state = write(&self.links);
+        let Some(link) = state.by_id.get_mut(&id) else {
+            return Ok(ClickBudget::Missing);
+        };
+        if link.max_clicks.is_some_and(|max| link.click_count >= max) {
+            return Ok(ClickBudget::Exhausted);
+        }
+        link.click_count += 1;
+        Ok(ClickBudget::Counted)
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for MemoryStore {
+    async fn record(&self, clicks: &[ClassifiedClick]) -> Result<RecordOutcome> {
+        let mut state = write(&self.links);
+        let mut outcome = RecordOutcome::default();
+        for click in clicks {
+            if !state.seen_events.insert(click.event_id) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.recorded += 1;
+            let day = state.days.entry((click.link_id, click.day)).or_default();
+            if click.is_bot {
+                day.bot_clicks += 1;
+                continue;
+            }
+            day.clicks += 1;
+            if !click.visitor.is_empty() && !day.visitors.contains(&click.visitor) {
+                day.visitors.insert(click.visitor.clone());
+            }
+            for dim in Dimension::ALL {
+                *day
+                    .breakdown
+                    .entry((dim, dim.of(click).to_string()))
+                    .or_default() += 1;
+            }
+            if !click.counted_at_redirect {
+                if let Some(link) = state.by_id.get_mut(&click.link_id) {
+                    link.click_count += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn rollups(
+        &self,
+        link_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupWindow> {
+        let state = read(&self.links);
+        let mut window = RollupWindow::default();
+        let mut totals: HashMap<(Dimension, &str), u64> = HashMap::new();
+        for date in from.iter_days().take_while(|d| *d <= to) {
+            let Some(day) = state.days.get(&(link_id, date)) else {
+                continue;
+            };
+            window.days.push(DailyRollup {
+                date,
+                clicks: day.clicks,
+                bot_clicks: day.bot_clicks,
+                unique_visitors: day.visitors.len() as u64,
+            });
+            for ((dim, value), count) in &day.breakdown {
+                *totals.entry((*dim, value.as_str())).or_default() += count;
+            }
+        }
+        for dim in Dimension::ALL {
+            let values: Vec<ValueCount> = totals
+                .iter()
+                .filter(|((d, _), _)| *d == dim)
+                .map(|((_, value), count)| ValueCount {
+                    value: (*value).to_string(),
+                    count: *count,
+                })
+                .collect();
+            window.breakdowns.push((dim, values));
+        }
+        Ok(window)
+    }
+}
+
+fn email_key(email: &str) -> String {
+    email.to_ascii_lowercase()
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, record: &UserRecord) -> Result<()> {
+        let mut state = write(&self.users);
+        let key = email_key(&record.user.email);
+        if state.by_email.contains_key(&key) {
+            return Err(Error::Conflict {
+                code: "email_taken",
+                message: "a user with this email already exists".into(),
+            });
+        }
+        state.by_email.insert(key, record.user.id);
+        state.by_id.insert(record.user.id, record.clone());
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
+        let state = read(&self.users);
+        Ok(state
+            .by_email
+            .get(&email_key(email))
+            .and_then(|id| state.by_id.get(id))
+            .cloned())
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>> {
+        Ok(read(&self.users).by_id.get(&id).map(|r| r.user.clone()))
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<()> {
+        write(&self.users).refresh.insert(
+            token.token_hash.clone(),
+            RefreshState {
+                record: token.clone(),
+                dead: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> Result<RotateOutcome> {
+        let mut state = write(&self.users);
+        let Some(old) = state.refresh.get(old_hash) else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let family = old.record.family_id;
+        if state.revoked_families.contains(&family) {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if old.dead {
+            state.revoked_families.insert(family);
+            return Ok(RotateOutcome::Reused);
+        }
+        if old.record.expires_at <= now {
+            return Ok(RotateOutcome::Invalid);
+        }
+        let user_id = old.record.user_id;
+        if let Some(old) = state.refresh.get_mut(old_hash) {
+            old.dead = true;
+        }
+        state.refresh.insert(
+            new.token_hash.clone(),
+            RefreshState {
+                record: new.clone(),
+                dead: false,
+            },
+        );
+        Ok(RotateOutcome::Rotated { user_id })
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
+        Ok(read(&self.users)
+            .refresh
+            .get(token_hash)
+            .map(|t| t.record.clone()))
+    }
+
+    async fn revoke_family(&self, family_id: Uuid) -> Result<()> {
+        write(&self.users).revoked_families.insert(family_id);
+        Ok(())
+    }
+
+    async fn family_active(&self, family_id: Uuid) -> Result<bool> {
+        Ok(!read(&self.users).revoked_families.contains(&family_id))
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let mut state = write(&self.users);
+        state.api_by_hash.insert(key.key_hash.clone(), key.key.id);
+        state.api_keys.insert(key.key.id, key.clone());
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let state = read(&self.users);
+        Ok(state
+            .api_by_hash
+            .get(key_hash)
+            .and_then(|id| state.api_keys.get(id))
+            .map(|r| r.key.clone()))
+    }
+
+    async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>> {
+        let state = read(&self.users);
+        let mut keys: Vec<ApiKey> = state
+            .api_keys
+            .values()
+            .filter(|r| r.key.user_id == user_id)
+            .map(|r| r.key.clone())
+            .collect();
+        keys.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(&self, user_id: Uuid, key_id: Uuid) -> Result<bool> {
+        let mut state = write(&self.users);
+        match state.api_keys.get(&key_id) {
+            Some(record) if record.key.user_id == user_id => {
+                let hash = record.key_hash.clone();
+                state.api_keys.remove(&key_id);
+                state.api_by_hash.remove(&hash);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Storage traits: links, users (with refresh tokens and API keys) and analytics.
+//!
+//! Implementations must follow the `# Contract` sections; `hoplink::testing` (feature
+//! `testing`) checks them, and every backend runs it.
+
+use crate::error::Result;
+use crate::model::{
+    ApiKey, ApiKeyRecord, ClassifiedClick, ClickBudget, Link, LinkPatch, LinkQuery, Page,
+    RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, User, UserRecord,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::fmt::Debug;
+use uuid::Uuid;
+
+/// Where links live.
+///
+/// # Contract
+/// - `insert` fails with `Error::Conflict { code: "alias_taken" }` when the short code is
+///   taken, atomically: of many concurrent inserts of one code exactly one succeeds. Codes
+///   are compared exactly (case-sensitive).
+/// - `update` applies [`LinkPatch::apply`] and returns the new link; `delete` returns the
+///   deleted link. Both return `None` for an unknown id, and neither touches `click_count`.
+/// - `list` returns the owner's links ordered by `(created_at, id)` descending, starting
+///   strictly after the cursor, filtered by tag (exact) and text (case-insensitive substring
+///   of URL, title or code); `next_cursor` is set only when more items exist.
+/// - `consume_click` increments `click_count` only while it is below `max_clicks`, atomically
+///   (no budget is ever exceeded under concurrency). Links without `max_clicks` always count.
+/// - Timestamps come back exactly as given (they are given at microsecond precision).
+#[async_trait]
+pub trait LinkStore: Send + Sync + Debug {
+    /// Stores a new link.
+    async fn insert(&self, link: &Link) -> Result<()>;
+    /// The link with this code.
+    async fn get_by_code(&self, short_code: &str) -> Result<Option<Link>>;
+    /// The link with this id.
+    async fn get(&self, id: Uuid) -> Result<Option<Link>>;
+    /// One page of an owner's links.
+    async fn list(&self, query: &LinkQuery) -> Result<Page<Link>>;
+    /// Changes a link.
+    async fn update(&self, id: Uuid, patch: &LinkPatch, now: DateTime<Utc>)
+    -> Result<Option<Link>>;
+    /// Deletes a link; its code becomes free again.
+    async fn delete(&self, id: Uuid) -> Result<Option<Link>>;
+    /// Counts one click against the link's budget, exactly.
+    async fn consume_click(&self, id: Uuid) -> Result<ClickBudget>;
+    /// Whether the store answers.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Users, their refresh tokens and their API keys.
+///
+/// # Contract
+/// - `create_user` fails with `Error::Conflict { code: "email_taken" }` when another user
+///   has the same email without regard to ASCII case; atomically.
+/// - `rotate_refresh_token`: when `old_hash` is live (not used, not revoked, not expired,
+///   family not revoked) it is marked used and `new` stored, atomically (`Rotated`); when it
+///   was already used or revoked, every token of its family is revoked (`Reused`); otherwise
+///   `Invalid`. Of concurrent rotations of one token exactly one is `Rotated`.
+/// - `revoke_family` makes every token of the family dead; `family_active` is false after.
+/// - API keys: `api_key_by_hash` finds only keys not revoked; `revoke_api_key` only revokes
+///   the owner's key and answers whether it did.
+#[async_trait]
+pub trait UserStore: Send + Sync + Debug {
+    /// Stores a new user.
+    async fn create_user(&self, record: &UserRecord) -> Result<()>;
+    /// Looks a user up by email, without regard to case.
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>>;
+    /// Stores the first refresh token of a login.
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<()>;
+    /// Exchanges a refresh token for its successor.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> Result<RotateOutcome>;
+    /// A token by its hash, live or dead.
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;
+    /// Revokes every token of a login.
+    async fn revoke_family(&self, family_id: Uuid) -> Result<()>;
+    /// Whether a login is still valid (not revoked).
+    async fn family_active(&self, family_id: Uuid) -> Result<bool>;
+    /// Stores a new API key.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// The live key with this hash.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+    /// A user's live keys, newest first.
+    async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>>;
+    /// Revokes a user's key; false when the user has no such live key.
+    async fn revoke_api_key(&self, user_id: Uuid, key_id: Uuid) -> Result<bool>;
+    /// Whether the store answers.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Click analytics in daily rollups.
+///
+/// # Contract
+/// - `record` stores each event at most once, keyed by `event_id`: replays of an event
+///   already stored are counted as duplicates and change nothing. For each new human
+///   click not `counted_at_redirect`, the link's `click_count` grows by one (in the same
+///   atomic step, so a crash can neither lose nor double it). Events of unknown links are
+///   recorded in the rollups but touch no link.
+/// - `rollups` reads the daily rollups of `[from, to]` (UTC days, inclusive): its cost
+///   depends on the number of days, not of clicks.
+/// - Unique visitors are distinct `visitor` values per link and day, among human clicks.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync + Debug {
+    /// Records a batch of classified clicks.
+    async fn record(&self, clicks: &[ClassifiedClick]) -> Result<RecordOutcome>;
+    /// Reads a link's rollups over a window of days.
+    async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate)
+    -> Result<RollupWindow>;
+    /// Whether the store answers.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+}

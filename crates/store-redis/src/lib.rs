@@ -1,0 +1,4 @@
+//! Redis backend for hoplink (shared `Cache`, `RateLimiter`, `IdAllocator`, Streams `EventBus`).
+//!
+//! Not implemented yet: this crate reserves its place in the workspace. Until it lands,
+//! use the in-memory backends of [`hoplink::memory`].

@@ -1,0 +1,1 @@
+//! End-to-end tests of hoplink; the test files live in `tests/tests/`.
