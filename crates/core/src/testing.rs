@@ -1,0 +1,653 @@
+//! The conformance suite: one function per trait, run by every backend against a real
+//! server (and by the in-memory backends here). Each function panics with a message on
+//! the first broken rule.
+//!
+//! The functions create their own uniquely named data, so they can share a database with
+//! other tests; still give each run its own schema, key prefix or topic where you can.
+
+use crate::bus::EventBus;
+use crate::cache::Cache;
+use crate::clock::stored_precision;
+use crate::error::Error;
+use crate::ids::IdAllocator;
+use crate::limiter::{Quota, RateLimiter};
+use crate::model::{
+    ApiKey, ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Cursor, Dimension,
+    Link, LinkPatch, LinkQuery, RedirectType, RefreshTokenRecord, RotateOutcome, User, UserRecord,
+};
+use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A link owned by `owner` with a unique code, created `age_micros` before now.
+pub fn sample_link(owner: Option<Uuid>) -> Link {
+    let now = stored_precision(Utc::now());
+    Link {
+        id: Uuid::now_v7(),
+        short_code: unique("t"),
+        original_url: "https://example.com/conformance".into(),
+        title: Some("Conformance".into()),
+        tags: vec!["alpha".into(), "beta".into()],
+        redirect_type: RedirectType::Found,
+        owner_id: owner,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        max_clicks: None,
+        click_count: 0,
+        is_active: true,
+    }
+}
+
+/// Checks a [`LinkStore`] against its contract.
+pub async fn link_store(store: Arc<dyn LinkStore>) {
+    store.health().await.expect("health");
+    link_round_trip(&*store).await;
+    link_alias_race(store.clone()).await;
+    link_update_and_delete(&*store).await;
+    link_listing(&*store).await;
+    link_click_budget(store).await;
+}
+
+async fn link_round_trip(store: &dyn LinkStore) {
+    let mut link = sample_link(Some(Uuid::now_v7()));
+    link.expires_at = Some(link.created_at + ChronoDuration::days(3));
+    link.max_clicks = Some(7);
+    link.redirect_type = RedirectType::PermanentRedirect;
+    store.insert(&link).await.expect("insert");
+    assert_eq!(store.get(link.id).await.unwrap().as_ref(), Some(&link), "get returns what was inserted");
+    assert_eq!(store.get_by_code(&link.short_code).await.unwrap().as_ref(), Some(&link), "get_by_code");
+    assert_eq!(store.get(Uuid::now_v7()).await.unwrap(), None, "unknown id");
+    assert_eq!(store.get_by_code(&unique("none")).await.unwrap(), None, "unknown code");
+    assert_eq!(
+        store.get_by_code(&link.short_code.to_uppercase()).await.unwrap(),
+        None,
+        "codes are case-sensitive"
+    );
+    let mut twin = sample_link(None);
+    twin.short_code = link.short_code.clone();
+    match store.insert(&twin).await {
+        Err(Error::Conflict { code: "alias_taken", .. }) => {}
+        other => panic!("inserting a taken code must be Conflict(alias_taken), got {other:?}"),
+    }
+}
+
+async fn link_alias_race(store: Arc<dyn LinkStore>) {
+    let code = unique("race");
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            let code = code.clone();
+            tokio::spawn(async move {
+                let mut link = sample_link(None);
+                link.short_code = code;
+                store.insert(&link).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) => won += 1,
+            Err(Error::Conflict { .. }) => {}
+            Err(e) => panic!("alias race: unexpected error {e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one of 32 concurrent inserts of one code wins");
+}
+
+async fn link_update_and_delete(store: &dyn LinkStore) {
+    let mut link = sample_link(Some(Uuid::now_v7()));
+    link.max_clicks = Some(5);
+    link.expires_at = Some(link.created_at + ChronoDuration::hours(1));
+    store.insert(&link).await.unwrap();
+    let later = link.created_at + ChronoDuration::seconds(5);
+    let patch = LinkPatch {
+        original_url: Some("https://example.org/new".into()),
+        expires_at: Some(None),
+        max_clicks: Some(None),
+        redirect_type: Some(RedirectType::TemporaryRedirect),
+        title: Some(None),
+        tags: Some(vec!["gamma".into()]),
+        is_active: Some(false),
+    };
+    let updated = store.update(link.id, &patch, later).await.unwrap().expect("updated");
+    let mut expected = link.clone();
+    patch.apply(&mut expected, later);
+    assert_eq!(updated, expected, "update applies the patch and sets updated_at");
+    assert_eq!(store.get(link.id).await.unwrap(), Some(expected.clone()));
+    let untouched = store.update(link.id, &LinkPatch::default(), later).await.unwrap().unwrap();
+    assert_eq!(untouched.original_url, "https://example.org/new", "empty patch changes nothing");
+    assert_eq!(store.update(Uuid::now_v7(), &patch, later).await.unwrap(), None);
+
+    assert_eq!(store.delete(link.id).await.unwrap().map(|l| l.id), Some(link.id));
+    assert_eq!(store.get(link.id).await.unwrap(), None, "deleted");
+    assert_eq!(store.get_by_code(&link.short_code).await.unwrap(), None, "code freed");
+    assert_eq!(store.delete(link.id).await.unwrap(), None, "second delete finds nothing");
+    let mut reuse = sample_link(None);
+    reuse.short_code = link.short_code.clone();
+    store.insert(&reuse).await.expect("a deleted code can be taken again");
+}
+
+async fn link_listing(store: &dyn LinkStore) {
+    let owner = Uuid::now_v7();
+    let base = stored_precision(Utc::now()) - ChronoDuration::hours(1);
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let mut link = sample_link(Some(owner));
+        // Two links share a timestamp: the id breaks the tie.
+        link.created_at = base + ChronoDuration::seconds(i.min(5));
+        link.updated_at = link.created_at;
+        link.tags = if i % 2 == 0 { vec!["even".into()] } else { vec!["odd".into()] };
+        link.title = Some(format!("Item {i}"));
+        if i == 3 {
+            link.original_url = "https://example.com/Needle".into();
+        }
+        store.insert(&link).await.unwrap();
+        created.push(link);
+    }
+    store.insert(&sample_link(Some(Uuid::now_v7()))).await.unwrap();
+    let mut newest_first = created.clone();
+    newest_first.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+
+    let query = |limit, cursor, tag: Option<&str>, text: Option<&str>| LinkQuery {
+        owner_id: owner,
+        limit,
+        cursor,
+        tag: tag.map(Into::into),
+        text: text.map(Into::into),
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list(&query(3, cursor, None, None)).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|l| l.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let expected: Vec<Uuid> = newest_first.iter().map(|l| l.id).collect();
+    assert_eq!(seen, expected, "pages walk the owner's links newest first, once each");
+
+    let exact = store.list(&query(7, None, None, None)).await.unwrap();
+    assert_eq!(exact.items.len(), 7);
+    assert_eq!(exact.next_cursor, None, "no cursor when nothing follows");
+
+    let even = store.list(&query(100, None, Some("even"), None)).await.unwrap();
+    assert_eq!(even.items.len(), 4, "tag filter");
+    assert!(even.items.iter().all(|l| l.tags == ["even"]));
+
+    let needle = store.list(&query(100, None, None, Some("needle"))).await.unwrap();
+    assert_eq!(needle.items.len(), 1, "text filter is case-insensitive on the URL");
+    let by_title = store.list(&query(100, None, None, Some("item 5"))).await.unwrap();
+    assert_eq!(by_title.items.len(), 1, "text filter on the title");
+    let by_code = store
+        .list(&query(100, None, None, Some(&created[2].short_code)))
+        .await
+        .unwrap();
+    assert_eq!(by_code.items.len(), 1, "text filter on the code");
+
+    let after = Cursor::after(&newest_first[1]);
+    let rest = store.list(&query(100, Some(after), None, None)).await.unwrap();
+    assert_eq!(rest.items.len(), 5, "cursor starts strictly after the item");
+    let stranger = store
+        .list(&LinkQuery {
+            owner_id: Uuid::now_v7(),
+            limit: 10,
+            cursor: None,
+            tag: None,
+            text: None,
+        })
+        .await
+        .unwrap();
+    assert!(stranger.items.is_empty(), "owners see only their links");
+}
+
+async fn link_click_budget(store: Arc<dyn LinkStore>) {
+    let mut link = sample_link(None);
+    link.max_clicks = Some(10);
+    store.insert(&link).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_click(link.id).await })
+        })
+        .collect();
+    let mut counted = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            ClickBudget::Counted => counted += 1,
+            ClickBudget::Exhausted => {}
+            ClickBudget::Missing => panic!("link vanished"),
+        }
+    }
+    assert_eq!(counted, 10, "exactly max_clicks of 50 concurrent clicks count");
+    assert_eq!(store.get(link.id).await.unwrap().unwrap().click_count, 10);
+
+    let free = sample_link(None);
+    store.insert(&free).await.unwrap();
+    assert_eq!(store.consume_click(free.id).await.unwrap(), ClickBudget::Counted);
+    assert_eq!(store.get(free.id).await.unwrap().unwrap().click_count, 1);
+    assert_eq!(store.consume_click(Uuid::now_v7()).await.unwrap(), ClickBudget::Missing);
+}
+
+fn sample_user(email: &str) -> UserRecord {
+    UserRecord {
+        user: User {
+            id: Uuid::now_v7(),
+            email: email.into(),
+            full_name: Some("Test User".into()),
+            created_at: stored_precision(Utc::now()),
+        },
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+    }
+}
+
+fn refresh_record(user_id: Uuid, family_id: Uuid, ttl: ChronoDuration) -> RefreshTokenRecord {
+    let now = stored_precision(Utc::now());
+    RefreshTokenRecord {
+        id: Uuid::now_v7(),
+        user_id,
+        family_id,
+        token_hash: unique("hash"),
+        created_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+/// Checks a [`UserStore`] against its contract.
+pub async fn user_store(store: Arc<dyn UserStore>) {
+    store.health().await.expect("health");
+    let email = format!("{}@Example.com", unique("User."));
+    let record = sample_user(&email);
+    store.create_user(&record).await.expect("create");
+    assert_eq!(store.user_by_id(record.user.id).await.unwrap(), Some(record.user.clone()));
+    assert_eq!(
+        store.user_by_email(&email.to_lowercase()).await.unwrap(),
+        Some(record.clone()),
+        "email lookup ignores case"
+    );
+    assert_eq!(store.user_by_email("nobody@example.com").await.unwrap(), None);
+    match store.create_user(&sample_user(&email.to_uppercase())).await {
+        Err(Error::Conflict { code: "email_taken", .. }) => {}
+        other => panic!("same email in other case must be Conflict(email_taken), got {other:?}"),
+    }
+    let racing = format!("{}@example.com", unique("race"));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let email = racing.clone();
+            tokio::spawn(async move { store.create_user(&sample_user(&email)).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one of 16 concurrent registrations of one email wins");
+
+    refresh_tokens(store.clone(), record.user.id).await;
+    api_keys(&*store, record.user.id).await;
+}
+
+async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
+    let now = Utc::now();
+    let family = Uuid::now_v7();
+    let first = refresh_record(user_id, family, ChronoDuration::days(1));
+    store.insert_refresh_token(&first).await.unwrap();
+    assert_eq!(store.refresh_token(&first.token_hash).await.unwrap(), Some(first.clone()));
+    assert!(store.family_active(family).await.unwrap());
+
+    let second = refresh_record(user_id, family, ChronoDuration::days(1));
+    assert_eq!(
+        store.rotate_refresh_token(&first.token_hash, &second, now).await.unwrap(),
+        RotateOutcome::Rotated { user_id },
+        "a live token rotates"
+    );
+    let third = refresh_record(user_id, family, ChronoDuration::days(1));
+    assert_eq!(
+        store.rotate_refresh_token(&first.token_hash, &third, now).await.unwrap(),
+        RotateOutcome::Reused,
+        "a used token is reuse"
+    );
+    assert!(!store.family_active(family).await.unwrap(), "reuse revokes the family");
+    assert_eq!(
+        store.rotate_refresh_token(&second.token_hash, &third, now).await.unwrap(),
+        RotateOutcome::Invalid,
+        "after reuse, the successor is dead too"
+    );
+    assert_eq!(
+        store.rotate_refresh_token(&unique("unknown"), &third, now).await.unwrap(),
+        RotateOutcome::Invalid
+    );
+
+    let expired = refresh_record(user_id, Uuid::now_v7(), ChronoDuration::seconds(-1));
+    store.insert_refresh_token(&expired).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token(&expired.token_hash, &refresh_record(user_id, expired.family_id, ChronoDuration::days(1)), now)
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid,
+        "an expired token does not rotate"
+    );
+
+    let family = Uuid::now_v7();
+    let live = refresh_record(user_id, family, ChronoDuration::days(1));
+    store.insert_refresh_token(&live).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let old = live.token_hash.clone();
+            tokio::spawn(async move {
+                let next = refresh_record(user_id, family, ChronoDuration::days(1));
+                store.rotate_refresh_token(&old, &next, Utc::now()).await.unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), RotateOutcome::Rotated { .. }) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one of 16 concurrent rotations of one token succeeds");
+
+    let family = Uuid::now_v7();
+    let token = refresh_record(user_id, family, ChronoDuration::days(1));
+    store.insert_refresh_token(&token).await.unwrap();
+    store.revoke_family(family).await.unwrap();
+    assert!(!store.family_active(family).await.unwrap());
+    assert_eq!(
+        store
+            .rotate_refresh_token(&token.token_hash, &refresh_record(user_id, family, ChronoDuration::days(1)), now)
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid,
+        "a revoked family does not rotate"
+    );
+}
+
+async fn api_keys(store: &dyn UserStore, user_id: Uuid) {
+    let make = |name: &str, age: i64| ApiKeyRecord {
+        key: ApiKey {
+            id: Uuid::now_v7(),
+            user_id,
+            name: name.into(),
+            prefix: "hlk_abcd".into(),
+            created_at: stored_precision(Utc::now()) - ChronoDuration::seconds(age),
+        },
+        key_hash: unique("keyhash"),
+    };
+    let older = make("older", 10);
+    let newer = make("newer", 0);
+    store.insert_api_key(&older).await.unwrap();
+    store.insert_api_key(&newer).await.unwrap();
+    assert_eq!(store.api_key_by_hash(&older.key_hash).await.unwrap(), Some(older.key.clone()));
+    assert_eq!(store.api_key_by_hash(&unique("nope")).await.unwrap(), None);
+    assert_eq!(
+        store.list_api_keys(user_id).await.unwrap(),
+        vec![newer.key.clone(), older.key.clone()],
+        "own keys, newest first"
+    );
+    assert!(!store.revoke_api_key(Uuid::now_v7(), older.key.id).await.unwrap(), "only the owner revokes");
+    assert!(store.revoke_api_key(user_id, older.key.id).await.unwrap());
+    assert_eq!(store.api_key_by_hash(&older.key_hash).await.unwrap(), None, "revoked at once");
+    assert!(!store.revoke_api_key(user_id, older.key.id).await.unwrap(), "second revoke finds nothing");
+    assert_eq!(store.list_api_keys(user_id).await.unwrap(), vec![newer.key]);
+}
+
+fn click(link_id: Uuid, day: NaiveDate, visitor: &str, is_bot: bool, counted: bool) -> ClassifiedClick {
+    ClassifiedClick {
+        event_id: Uuid::now_v7(),
+        link_id,
+        day,
+        visitor: visitor.into(),
+        is_bot,
+        referrer: if is_bot { "bots.example".into() } else { "news.example".into() },
+        browser: if is_bot { "unknown".into() } else { "Firefox".into() },
+        os: "Linux".into(),
+        device: if is_bot { "bot".into() } else { "desktop".into() },
+        country: "DE".into(),
+        counted_at_redirect: counted,
+    }
+}
+
+/// Checks an [`AnalyticsStore`] (together with the [`LinkStore`] it shares data with).
+pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc<S>) {
+    AnalyticsStore::health(&*store).await.expect("health");
+    let link = sample_link(None);
+    store.insert(&link).await.unwrap();
+    let today = Utc::now().date_naive();
+    let yesterday = today.pred_opt().unwrap();
+    let batch = vec![
+        click(link.id, today, "v1", false, false),
+        click(link.id, today, "v1", false, false),
+        click(link.id, today, "v2", false, true),
+        click(link.id, today, "b1", true, false),
+        click(link.id, yesterday, "v1", false, false),
+    ];
+    let outcome = store.record(&batch).await.unwrap();
+    assert_eq!((outcome.recorded, outcome.duplicates), (5, 0));
+    assert_eq!(
+        store.get(link.id).await.unwrap().unwrap().click_count,
+        3,
+        "click_count grows by human clicks not already counted at redirect"
+    );
+    let replay = store.record(&batch[1..3]).await.unwrap();
+    assert_eq!((replay.recorded, replay.duplicates), (0, 2), "replays are duplicates");
+    let mixed = vec![batch[0].clone(), click(link.id, today, "v3", false, false)];
+    let outcome = store.record(&mixed).await.unwrap();
+    assert_eq!((outcome.recorded, outcome.duplicates), (1, 1));
+    assert_eq!(store.get(link.id).await.unwrap().unwrap().click_count, 4, "replays change no count");
+
+    let window = store.rollups(link.id, yesterday, today).await.unwrap();
+    let mut days = window.days.clone();
+    days.sort_by_key(|d| d.date);
+    assert_eq!(days.len(), 2);
+    assert_eq!((days[0].date, days[0].clicks, days[0].bot_clicks, days[0].unique_visitors), (yesterday, 1, 0, 1));
+    assert_eq!((days[1].date, days[1].clicks, days[1].bot_clicks, days[1].unique_visitors), (today, 4, 1, 3));
+    let breakdown = |dim: Dimension| {
+        window
+            .breakdowns
+            .iter()
+            .find(|(d, _)| *d == dim)
+            .map(|(_, v)| v.iter().map(|vc| (vc.value.clone(), vc.count)).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(breakdown(Dimension::Referrer), vec![("news.example".to_string(), 5)], "bots stay out of breakdowns");
+    assert_eq!(breakdown(Dimension::Browser), vec![("Firefox".to_string(), 5)]);
+    assert_eq!(breakdown(Dimension::Device), vec![("desktop".to_string(), 5)]);
+    assert_eq!(breakdown(Dimension::Country), vec![("DE".to_string(), 5)]);
+
+    let only_today = store.rollups(link.id, today, today).await.unwrap();
+    assert_eq!(only_today.days.len(), 1, "the window bounds the days");
+    let other = store.rollups(Uuid::now_v7(), yesterday, today).await.unwrap();
+    assert!(other.days.is_empty());
+
+    let orphan = click(Uuid::now_v7(), today, "v9", false, false);
+    assert_eq!(store.record(&[orphan]).await.unwrap().recorded, 1, "clicks of unknown links are accepted");
+    assert_eq!(store.record(&[]).await.unwrap().recorded, 0);
+}
+
+/// Checks a [`Cache`] against its contract.
+pub async fn cache(cache: Arc<dyn Cache>) {
+    cache.health().await.expect("health");
+    let code = unique("c");
+    let link = sample_link(None);
+    let entry = CacheEntry::Found(Arc::new(link.redirect_target()));
+    assert_eq!(cache.get(&code).await.unwrap(), None);
+    cache.set(&code, &entry, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(cache.get(&code).await.unwrap(), Some(entry.clone()));
+    let missing = unique("m");
+    cache.set(&missing, &CacheEntry::Missing, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(cache.get(&missing).await.unwrap(), Some(CacheEntry::Missing), "negative entries");
+
+    let mut invalidations = cache.invalidations();
+    cache.invalidate(&code).await.unwrap();
+    assert_eq!(cache.get(&code).await.unwrap(), None, "invalidated");
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match invalidations.recv().await {
+                Ok(c) if c == code => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(heard, Ok(true), "subscribers hear the invalidation");
+
+    let short = unique("ttl");
+    cache.set(&short, &entry, Duration::from_millis(200)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(cache.get(&short).await.unwrap(), None, "entries expire with their TTL");
+}
+
+/// Checks a [`RateLimiter`] against its contract (uses the wall clock; takes well under a second).
+pub async fn rate_limiter(limiter: Arc<dyn RateLimiter>) {
+    limiter.health().await.expect("health");
+    let quota = Quota::new(5, Duration::from_secs(60)).unwrap();
+    let key = unique("rl:");
+    for expected in (0..5).rev() {
+        let d = limiter.check(&key, quota).await.unwrap();
+        assert!(d.allowed, "within quota");
+        assert_eq!(d.limit, 5);
+        assert_eq!(d.remaining, expected, "remaining counts down");
+        assert!(d.retry_after.is_none());
+        assert!(d.reset_after <= Duration::from_secs(60));
+    }
+    let refused = limiter.check(&key, quota).await.unwrap();
+    assert!(!refused.allowed, "over quota");
+    assert_eq!(refused.remaining, 0);
+    let retry = refused.retry_after.expect("retry_after on refusal");
+    assert!(retry > Duration::ZERO && retry <= Duration::from_secs(12), "retry after about period/limit, got {retry:?}");
+    assert!(limiter.check(&unique("rl:"), quota).await.unwrap().allowed, "keys are independent");
+
+    let key = unique("rl:");
+    let quota = Quota::new(10, Duration::from_secs(60)).unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let limiter = limiter.clone();
+            let key = key.clone();
+            tokio::spawn(async move { limiter.check(&key, quota).await.unwrap().allowed })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 10, "exactly the quota of 40 concurrent requests is allowed");
+
+    let key = unique("rl:");
+    let fast = Quota::new(2, Duration::from_millis(400)).unwrap();
+    assert!(limiter.check(&key, fast).await.unwrap().allowed);
+    assert!(limiter.check(&key, fast).await.unwrap().allowed);
+    assert!(!limiter.check(&key, fast).await.unwrap().allowed);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(limiter.check(&key, fast).await.unwrap().allowed, "the quota refills with time");
+}
+
+/// Checks an [`IdAllocator`] against its contract.
+pub async fn id_allocator(ids: Arc<dyn IdAllocator>) {
+    ids.health().await.expect("health");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let ids = ids.clone();
+            tokio::spawn(async move { ids.allocate(1000).await.unwrap() })
+        })
+        .collect();
+    let mut blocks = Vec::new();
+    for t in tasks {
+        let block = t.await.unwrap();
+        assert_eq!(block.end - block.start, 1000, "block of the asked size");
+        blocks.push(block);
+    }
+    blocks.sort_by_key(|b| b.start);
+    for pair in blocks.windows(2) {
+        assert!(pair[0].end <= pair[1].start, "blocks {:?} and {:?} overlap", pair[0], pair[1]);
+    }
+    let next = ids.allocate(1).await.unwrap();
+    assert!(blocks.iter().all(|b| next.start >= b.end || next.end <= b.start));
+}
+
+fn event(code: &str, n: usize) -> ClickEvent {
+    ClickEvent {
+        id: Uuid::now_v7(),
+        link_id: Uuid::nil(),
+        short_code: code.into(),
+        occurred_at: Utc::now(),
+        visitor: format!("visitor-{n}"),
+        user_agent: Some("conformance".into()),
+        referrer: None,
+        country: None,
+        counted_at_redirect: false,
+    }
+}
+
+async fn drain(
+    consumer: &mut Box<dyn crate::bus::EventConsumer>,
+    want: usize,
+    patience: Duration,
+) -> Vec<ClickEvent> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + patience;
+    while got.len() < want && tokio::time::Instant::now() < deadline {
+        let batch = consumer.next_batch(want - got.len(), Duration::from_millis(500)).await.unwrap();
+        got.extend(batch);
+        consumer.ack().await.unwrap();
+    }
+    got
+}
+
+/// Checks an [`EventBus`] against its contract. Give it a bus of its own (a fresh
+/// stream or topic): it expects to see only its own events.
+pub async fn event_bus(bus: Arc<dyn EventBus>) {
+    bus.health().await.expect("health");
+    let group = unique("group-");
+    let mut consumer = bus.subscribe(&group, "c1").await.expect("subscribe");
+    let events: Vec<ClickEvent> = (0..50).map(|n| event(if n % 2 == 0 { "even" } else { "odd" }, n)).collect();
+    bus.publish(&events[..20]).await.expect("publish");
+    bus.publish(&events[20..]).await.expect("publish");
+    let got = drain(&mut consumer, 50, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 50, "every published event is delivered");
+    let ids: HashSet<Uuid> = got.iter().map(|e| e.id).collect();
+    assert_eq!(ids, events.iter().map(|e| e.id).collect(), "the same events, intact");
+    for code in ["even", "odd"] {
+        let sent: Vec<Uuid> = events.iter().filter(|e| e.short_code == code).map(|e| e.id).collect();
+        let seen: Vec<Uuid> = got.iter().filter(|e| e.short_code == code).map(|e| e.id).collect();
+        assert_eq!(seen, sent, "events of one code keep their order");
+    }
+    assert_eq!(got[0], events[got[0].visitor["visitor-".len()..].parse::<usize>().unwrap()], "payload round-trips");
+
+    let quiet = consumer.next_batch(10, Duration::from_millis(300)).await.unwrap();
+    assert!(quiet.is_empty(), "acknowledged events are not delivered again");
+
+    // A batch taken but not acknowledged comes back once its consumer is gone.
+    let more: Vec<ClickEvent> = (0..5).map(|n| event("again", n)).collect();
+    bus.publish(&more).await.unwrap();
+    let mut taken = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while taken.len() < 5 && tokio::time::Instant::now() < deadline {
+        taken = consumer.next_batch(5, Duration::from_millis(500)).await.unwrap();
+    }
+    assert_eq!(taken.len(), 5);
+    drop(consumer);
+    let mut second = bus.subscribe(&group, "c2").await.expect("subscribe");
+    let redelivered = drain(&mut second, 5, Duration::from_secs(60)).await;
+    let ids: HashSet<Uuid> = redelivered.iter().map(|e| e.id).collect();
+    assert_eq!(ids, more.iter().map(|e| e.id).collect(), "unacknowledged events are redelivered");
+}
