@@ -1,1 +1,123 @@
-fn main() {}
+//! Criterion benchmarks of the core's hot paths: `cargo bench -p hoplink-benches`.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hoplink::code::CodeGenerator;
+use hoplink::{NewLink, RateLimits, Shortener, Visit};
+use std::future::Future;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/// Runs a future that completes without waiting (an in-memory path) by polling it once,
+/// so that the figure is the path's own cost and not an executor's.
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the measured path waited; it must complete in one poll"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn resolve(c: &mut Criterion) {
+    let rt = runtime();
+    let visit = Visit {
+        client_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
+        user_agent: Some(UA),
+        referrer: Some("https://news.example.com/"),
+        country: None,
+        count: true,
+    };
+    let head = Visit {
+        count: false,
+        ..Visit::default()
+    };
+
+    let s = rt
+        .block_on(async { Shortener::builder().rate_limits(RateLimits::off()).build() })
+        .expect("build");
+    let link = rt
+        .block_on(s.shorten(NewLink::new("https://example.com/landing"), None))
+        .expect("shorten");
+    let code = link.short_code.clone();
+    rt.block_on(s.resolve(&code, &head)).expect("warm");
+    let mut group = c.benchmark_group("resolve");
+    group.bench_function("l1_hit_head", |b| {
+        b.iter(|| ready(s.resolve(black_box(&code), &head)).expect("hit"))
+    });
+    group.bench_function("l1_hit_click", |b| {
+        b.iter(|| ready(s.resolve(black_box(&code), &visit)).expect("hit"))
+    });
+
+    // A one-entry L1 and 50,000 codes taken in turn: every lookup misses to the store.
+    let cold = rt
+        .block_on(async { Shortener::builder().l1_capacity(1).build() })
+        .expect("build");
+    let codes: Vec<String> = rt.block_on(async {
+        let mut codes = Vec::new();
+        for i in 0..50_000 {
+            let link = cold
+                .shorten(NewLink::new(format!("https://example.com/{i}")), None)
+                .await
+                .expect("shorten");
+            codes.push(link.short_code);
+        }
+        codes
+    });
+    let mut next = 0;
+    group.bench_function("miss_to_memory_store", |b| {
+        b.iter(|| {
+            next = (next + 1) % codes.len();
+            ready(cold.resolve(&codes[next], &head)).expect("found")
+        })
+    });
+    group.finish();
+    rt.block_on(s.shutdown());
+    rt.block_on(cold.shutdown());
+}
+
+fn codes(c: &mut Criterion) {
+    let generator = CodeGenerator::new(42);
+    let mut id = 1_000_000u64;
+    c.bench_function("code/encode", |b| {
+        b.iter(|| {
+            id += 1;
+            generator.encode(black_box(id))
+        })
+    });
+    let code = generator.encode(123_456_789);
+    c.bench_function("code/decode", |b| {
+        b.iter(|| generator.decode(black_box(&code)))
+    });
+}
+
+fn shorten(c: &mut Criterion) {
+    let rt = runtime();
+    let s = rt
+        .block_on(async { Shortener::builder().build() })
+        .expect("build");
+    c.bench_function("shorten/generated_code", |b| {
+        b.iter(|| {
+            ready(s.shorten(NewLink::new("https://example.com/some/long/path?q=1"), None))
+                .expect("shorten")
+        })
+    });
+    rt.block_on(s.shutdown());
+}
+
+criterion_group!(benches, resolve, codes, shorten);
+criterion_main!(benches);

@@ -295,7 +295,10 @@ pub fn referrer_host(referrer: Option<&str>) -> String {
         None => "direct".into(),
         Some(r) => url::Url::parse(r)
             .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_start_matches("www.").to_ascii_lowercase()))
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_start_matches("www.").to_ascii_lowercase())
+            })
             .unwrap_or_else(|| "unknown".into()),
     }
 }
@@ -333,7 +336,12 @@ pub const TOP_VALUES: usize = 10;
 
 /// Builds the summary of `[from, to]` from a store's rollups: every day present (zeros
 /// included), breakdowns ranked by count, then value.
-pub fn summarize(short_code: &str, from: NaiveDate, to: NaiveDate, window: RollupWindow) -> AnalyticsSummary {
+pub fn summarize(
+    short_code: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    window: RollupWindow,
+) -> AnalyticsSummary {
     let by_day: HashMap<NaiveDate, _> = window.days.iter().map(|d| (d.date, *d)).collect();
     let clicks_by_day: Vec<DayClicks> = from
         .iter_days()
@@ -344,7 +352,8 @@ pub fn summarize(short_code: &str, from: NaiveDate, to: NaiveDate, window: Rollu
         })
         .collect();
     let in_window = |d: &&crate::model::DailyRollup| d.date >= from && d.date <= to;
-    let mut breakdowns: HashMap<Dimension, Vec<ValueCount>> = window.breakdowns.into_iter().collect();
+    let mut breakdowns: HashMap<Dimension, Vec<ValueCount>> =
+        window.breakdowns.into_iter().collect();
     let mut top = |dim: Dimension| {
         let mut values = breakdowns.remove(&dim).unwrap_or_default();
         values.retain(|v| v.count > 0);
@@ -355,8 +364,18 @@ pub fn summarize(short_code: &str, from: NaiveDate, to: NaiveDate, window: Rollu
     AnalyticsSummary {
         short_code: short_code.to_string(),
         total_clicks: window.days.iter().filter(in_window).map(|d| d.clicks).sum(),
-        unique_visitors: window.days.iter().filter(in_window).map(|d| d.unique_visitors).sum(),
-        bot_clicks: window.days.iter().filter(in_window).map(|d| d.bot_clicks).sum(),
+        unique_visitors: window
+            .days
+            .iter()
+            .filter(in_window)
+            .map(|d| d.unique_visitors)
+            .sum(),
+        bot_clicks: window
+            .days
+            .iter()
+            .filter(in_window)
+            .map(|d| d.bot_clicks)
+            .sum(),
         clicks_by_day,
         top_referrers: top(Dimension::Referrer),
         browsers: top(Dimension::Browser),
@@ -398,7 +417,10 @@ pub(crate) async fn run_forwarder(
         if received == 0 {
             break;
         }
-        let events: Vec<ClickEvent> = pending.drain(..).map(|c| c.into_event(&mut hasher)).collect();
+        let events: Vec<ClickEvent> = pending
+            .drain(..)
+            .map(|c| c.into_event(&mut hasher))
+            .collect();
         let mut attempt = 0;
         loop {
             match bus.publish(&events).await {
@@ -429,17 +451,30 @@ pub(crate) async fn run_worker(
     store: Arc<dyn AnalyticsStore>,
     config: AnalyticsConfig,
     stats: Arc<Stats>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut attempt = 0;
     loop {
         let draining = *stop.borrow();
-        let wait = if draining {
-            Duration::from_millis(50)
+        let next = if draining {
+            consumer
+                .next_batch(config.batch_size, Duration::from_millis(50))
+                .await
         } else {
-            config.flush_interval
+            // A long flush interval must not delay shutdown: stop waiting when told to
+            // (next_batch is cancel-safe by contract) and come back in draining mode.
+            tokio::select! {
+                next = consumer.next_batch(config.batch_size, config.flush_interval) => next,
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The service was dropped without shutdown(): nobody waits for a drain.
+                        return;
+                    }
+                    continue;
+                }
+            }
         };
-        let events = match consumer.next_batch(config.batch_size, wait).await {
+        let events = match next {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "reading click events failed; retrying");
@@ -472,7 +507,9 @@ pub(crate) async fn run_worker(
                 Stats::bump(&stats.record_failures, 1);
                 tracing::warn!(error = %e, events = clicks.len(), "recording clicks failed; retrying");
                 if draining && attempt >= 10 {
-                    tracing::error!("analytics store unavailable during shutdown; leaving events unacknowledged");
+                    tracing::error!(
+                        "analytics store unavailable during shutdown; leaving events unacknowledged"
+                    );
                     break;
                 }
                 tokio::time::sleep(backoff(attempt)).await;
@@ -496,7 +533,10 @@ mod tests {
         assert_eq!((c.browser.as_str(), c.device), ("Chrome", "desktop"));
         assert_eq!(c.os, "Mac OSX");
         let m = classify_user_agent(Some(IPHONE));
-        assert_eq!((m.browser.as_str(), m.os.as_str(), m.device), ("Safari", "iPhone", "mobile"));
+        assert_eq!(
+            (m.browser.as_str(), m.os.as_str(), m.device),
+            ("Safari", "iPhone", "mobile")
+        );
         let none = classify_user_agent(None);
         assert!(!none.is_bot);
         assert_eq!(none.device, "unknown");
@@ -525,7 +565,10 @@ mod tests {
     #[test]
     fn referrers_and_countries() {
         assert_eq!(referrer_host(None), "direct");
-        assert_eq!(referrer_host(Some("https://www.Example.com/a")), "example.com");
+        assert_eq!(
+            referrer_host(Some("https://www.Example.com/a")),
+            "example.com"
+        );
         assert_eq!(referrer_host(Some("garbage")), "unknown");
         assert_eq!(country_code(Some("de")), "DE");
         assert_eq!(country_code(Some("Germany")), "unknown");

@@ -2,8 +2,8 @@
 //! API keys (the last two stored only as SHA-256 hashes).
 
 use crate::error::{Error, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -37,16 +37,18 @@ pub fn token_hash(token: &str) -> String {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Hashes a password with Argon2id (CPU-heavy: call from a blocking thread).
 pub fn hash_password(password: &str) -> Result<String> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>())
-        .map_err(|e| Error::backend("argon2", e))?;
+    let salt =
+        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| Error::backend("argon2", e))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -59,7 +61,9 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let hash = match stored {
         Some(h) => h,
-        None => DUMMY.get_or_init(|| hash_password("not a password anyone has").unwrap_or_default()),
+        None => {
+            DUMMY.get_or_init(|| hash_password("not a password anyone has").unwrap_or_default())
+        }
     };
     let verified = PasswordHash::new(hash)
         .map(|parsed| {

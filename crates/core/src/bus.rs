@@ -33,6 +33,9 @@ pub trait EventConsumer: Send + Debug {
     /// Up to `max` events: returns as soon as `max` are available, otherwise after
     /// `max_wait` with what there is (possibly nothing). When the previous batch was not
     /// acknowledged, it may be delivered again.
+    ///
+    /// Must be cancel-safe: when the future is dropped before it completes, no event may
+    /// be lost (it may be delivered again later).
     async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<Vec<ClickEvent>>;
     /// Acknowledges every event delivered so far: call after it is durably stored.
     async fn ack(&mut self) -> Result<()>;

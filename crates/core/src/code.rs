@@ -243,7 +243,10 @@ mod tests {
 
     #[test]
     fn other_secret_other_codes() {
-        assert_ne!(CodeGenerator::new(1).encode(5), CodeGenerator::new(2).encode(5));
+        assert_ne!(
+            CodeGenerator::new(1).encode(5),
+            CodeGenerator::new(2).encode(5)
+        );
     }
 
     #[test]

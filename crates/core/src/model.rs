@@ -242,7 +242,11 @@ impl Cursor {
 
     /// Opaque text form for clients.
     pub fn encode(&self) -> String {
-        let raw = format!("{}.{}", self.created_at.timestamp_micros(), self.id.simple());
+        let raw = format!(
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
 

@@ -55,7 +55,11 @@ pub fn render(data: &str, format: QrFormat, size: u32) -> Result<Vec<u8>> {
         ));
     }
     let code = QrCode::new(data.as_bytes()).map_err(|e| {
-        Error::invalid("url", "invalid_url", format!("cannot be encoded as a QR code: {e}"))
+        Error::invalid(
+            "url",
+            "invalid_url",
+            format!("cannot be encoded as a QR code: {e}"),
+        )
     })?;
     let width = code.width();
     let dark = code.to_colors();
@@ -97,7 +101,11 @@ fn render_svg(modules: usize, size: u32, is_dark: impl Fn(usize, usize) -> bool)
     )
 }
 
-fn render_png(modules: usize, size: u32, is_dark: impl Fn(usize, usize) -> bool) -> Result<Vec<u8>> {
+fn render_png(
+    modules: usize,
+    size: u32,
+    is_dark: impl Fn(usize, usize) -> bool,
+) -> Result<Vec<u8>> {
     let side = size as usize;
     let row_bytes = side.div_ceil(8);
     let mut pixels = vec![0u8; row_bytes * side];
@@ -137,7 +145,8 @@ mod tests {
 
     #[test]
     fn svg_is_an_svg_document() {
-        let svg = String::from_utf8(render("https://sho.rt/x", QrFormat::Svg, 64).unwrap()).unwrap();
+        let svg =
+            String::from_utf8(render("https://sho.rt/x", QrFormat::Svg, 64).unwrap()).unwrap();
         assert!(svg.contains("<svg") && svg.contains(r#"width="64""#) && svg.ends_with("</svg>"));
     }
 

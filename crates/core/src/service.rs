@@ -227,7 +227,10 @@ impl std::fmt::Debug for ShortenerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShortenerBuilder")
             .field("base_url", &self.base_url)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -359,7 +362,10 @@ impl ShortenerBuilder {
     /// analytics worker, cache invalidation). Must be called inside a Tokio runtime.
     pub fn build(self) -> Result<Shortener> {
         tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::backend("runtime", "Shortener::build must be called inside a Tokio runtime")
+            Error::backend(
+                "runtime",
+                "Shortener::build must be called inside a Tokio runtime",
+            )
         })?;
         let base_url = self
             .base_url
@@ -497,7 +503,10 @@ impl ShortenerBuilder {
                     match received {
                         Ok(code) => inner.forget_locally(&code),
                         Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "missed cache invalidations; clearing the L1 cache");
+                            tracing::warn!(
+                                missed,
+                                "missed cache invalidations; clearing the L1 cache"
+                            );
                             inner.l1_epoch.fetch_add(1, Ordering::AcqRel);
                             inner.l1.invalidate_all();
                         }
@@ -671,7 +680,10 @@ impl Shortener {
             return Err(Error::invalid(
                 "items",
                 "too_many_items",
-                format!("at most {MAX_BULK_ITEMS} items per request, got {}", requests.len()),
+                format!(
+                    "at most {MAX_BULK_ITEMS} items per request, got {}",
+                    requests.len()
+                ),
             ));
         }
         let mut results = Vec::with_capacity(requests.len());
@@ -809,11 +821,11 @@ impl Shortener {
     /// shared cache's invalidation broadcast.
     async fn invalidate(&self, short_code: &str) {
         self.inner.forget_locally(short_code);
-        if let Some(cache) = &self.inner.cache {
-            if let Err(e) = cache.invalidate(short_code).await {
-                Stats::bump(&self.inner.stats.invalidation_failures, 1);
-                tracing::error!(error = %e, short_code, "cache invalidation failed; other instances may serve the old link until their L1 TTL passes");
-            }
+        if let Some(cache) = &self.inner.cache
+            && let Err(e) = cache.invalidate(short_code).await
+        {
+            Stats::bump(&self.inner.stats.invalidation_failures, 1);
+            tracing::error!(error = %e, short_code, "cache invalidation failed; other instances may serve the old link until their L1 TTL passes");
         }
     }
 
@@ -829,7 +841,11 @@ impl Shortener {
     }
 
     /// The caller's links, newest first.
-    pub async fn list_links(&self, principal: &Principal, options: ListOptions) -> Result<Page<Link>> {
+    pub async fn list_links(
+        &self,
+        principal: &Principal,
+        options: ListOptions,
+    ) -> Result<Page<Link>> {
         let limit = options.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(Error::invalid(
@@ -839,11 +855,21 @@ impl Shortener {
             ));
         }
         let cursor = options.cursor.as_deref().map(Cursor::decode).transpose()?;
-        let text = options.query.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+        let text = options
+            .query
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty());
         if text.as_ref().is_some_and(|q| q.chars().count() > 200) {
-            return Err(Error::invalid("q", "invalid_query", "must be at most 200 characters"));
+            return Err(Error::invalid(
+                "q",
+                "invalid_query",
+                "must be at most 200 characters",
+            ));
         }
-        let tag = options.tag.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let tag = options
+            .tag
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
         self.inner
             .links
             .list(&LinkQuery {
@@ -857,7 +883,12 @@ impl Shortener {
     }
 
     /// Changes a link of the caller's; the very next redirect sees the change.
-    pub async fn update_link(&self, principal: &Principal, id: Uuid, mut patch: LinkPatch) -> Result<Link> {
+    pub async fn update_link(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        mut patch: LinkPatch,
+    ) -> Result<Link> {
         let link = self.get_link(principal, id).await?;
         if let Some(url) = &patch.original_url {
             patch.original_url = Some(self.validate_url(url)?);
@@ -932,7 +963,12 @@ impl Shortener {
     }
 
     /// A QR code of a short link or of any http(s) URL.
-    pub async fn qr_code(&self, content: QrContent, format: QrFormat, size: u32) -> Result<Vec<u8>> {
+    pub async fn qr_code(
+        &self,
+        content: QrContent,
+        format: QrFormat,
+        size: u32,
+    ) -> Result<Vec<u8>> {
         let data = match content {
             QrContent::ShortCode(code) => {
                 if !is_plausible_code(&code) {
@@ -955,11 +991,18 @@ impl Shortener {
     /// Counts a request against a scope's quota; `None` when the scope has no limit.
     /// Refused requests come back with `allowed: false` (not as an error) so that the
     /// caller can send the `RateLimit-*` headers either way.
-    pub async fn check_rate_limit(&self, scope: LimitScope, subject: &str) -> Result<Option<RateLimitDecision>> {
+    pub async fn check_rate_limit(
+        &self,
+        scope: LimitScope,
+        subject: &str,
+    ) -> Result<Option<RateLimitDecision>> {
         let Some(quota) = self.inner.config.limits.quota(scope) else {
             return Ok(None);
         };
-        let mut key = KeyBuf { buf: [0; 128], len: 0 };
+        let mut key = KeyBuf {
+            buf: [0; 128],
+            len: 0,
+        };
         let decision = if write!(key, "{}:{subject}", scope.as_str()).is_ok() {
             let key = std::str::from_utf8(&key.buf[..key.len]).unwrap_or_default();
             self.inner.limiter.check(key, quota).await?
@@ -971,7 +1014,12 @@ impl Shortener {
     }
 
     /// Registers a user.
-    pub async fn register(&self, email: &str, password: &str, full_name: Option<&str>) -> Result<User> {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        full_name: Option<&str>,
+    ) -> Result<User> {
         let email = validate_email(email)?;
         validate_password(password)?;
         let full_name = match full_name.map(str::trim).filter(|n| !n.is_empty()) {
@@ -1033,7 +1081,12 @@ impl Shortener {
         (token, record)
     }
 
-    fn token_pair(&self, user_id: Uuid, family_id: Uuid, refresh_token: String) -> Result<TokenPair> {
+    fn token_pair(
+        &self,
+        user_id: Uuid,
+        family_id: Uuid,
+        refresh_token: String,
+    ) -> Result<TokenPair> {
         Ok(TokenPair {
             access_token: self.issue_access_token(user_id, family_id)?,
             refresh_token,
@@ -1133,7 +1186,11 @@ impl Shortener {
                 reason: "invalid API key",
             });
         }
-        let found = self.inner.users.api_key_by_hash(&auth::token_hash(key)).await?;
+        let found = self
+            .inner
+            .users
+            .api_key_by_hash(&auth::token_hash(key))
+            .await?;
         found
             .map(|k| Principal { user_id: k.user_id })
             .ok_or(Error::Unauthorized {
@@ -1153,7 +1210,11 @@ impl Shortener {
     }
 
     /// Creates an API key; the secret is returned here only, and stored hashed.
-    pub async fn create_api_key(&self, principal: &Principal, name: &str) -> Result<(ApiKey, String)> {
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<(ApiKey, String)> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -1187,7 +1248,12 @@ impl Shortener {
 
     /// Revokes one of the caller's API keys; it stops working at once.
     pub async fn revoke_api_key(&self, principal: &Principal, key_id: Uuid) -> Result<()> {
-        if self.inner.users.revoke_api_key(principal.user_id, key_id).await? {
+        if self
+            .inner
+            .users
+            .revoke_api_key(principal.user_id, key_id)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotFound { what: "api key" })
@@ -1228,17 +1294,22 @@ impl Shortener {
     /// published, the worker drains the bus and flushes to the store, then this returns.
     /// Calling it again does nothing.
     pub async fn shutdown(&self) {
-        let tasks = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let tasks = self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let Some(tasks) = tasks else { return };
         let _ = tasks.stop_forwarder.send(true);
         if let Err(e) = tasks.forwarder.await {
             tracing::error!(error = %e, "click forwarder failed");
         }
         let _ = tasks.stop_worker.send(true);
-        if let Some(worker) = tasks.worker {
-            if let Err(e) = worker.await {
-                tracing::error!(error = %e, "analytics worker failed");
-            }
+        if let Some(worker) = tasks.worker
+            && let Err(e) = worker.await
+        {
+            tracing::error!(error = %e, "analytics worker failed");
         }
         if let Some(listener) = tasks.invalidation_listener {
             listener.abort();

@@ -115,8 +115,7 @@ pub trait AnalyticsStore: Send + Sync + Debug {
     /// Records a batch of classified clicks.
     async fn record(&self, clicks: &[ClassifiedClick]) -> Result<RecordOutcome>;
     /// Reads a link's rollups over a window of days.
-    async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate)
-    -> Result<RollupWindow>;
+    async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RollupWindow>;
     /// Whether the store answers.
     async fn health(&self) -> Result<()> {
         Ok(())

@@ -62,19 +62,37 @@ async fn link_round_trip(store: &dyn LinkStore) {
     link.max_clicks = Some(7);
     link.redirect_type = RedirectType::PermanentRedirect;
     store.insert(&link).await.expect("insert");
-    assert_eq!(store.get(link.id).await.unwrap().as_ref(), Some(&link), "get returns what was inserted");
-    assert_eq!(store.get_by_code(&link.short_code).await.unwrap().as_ref(), Some(&link), "get_by_code");
-    assert_eq!(store.get(Uuid::now_v7()).await.unwrap(), None, "unknown id");
-    assert_eq!(store.get_by_code(&unique("none")).await.unwrap(), None, "unknown code");
     assert_eq!(
-        store.get_by_code(&link.short_code.to_uppercase()).await.unwrap(),
+        store.get(link.id).await.unwrap().as_ref(),
+        Some(&link),
+        "get returns what was inserted"
+    );
+    assert_eq!(
+        store.get_by_code(&link.short_code).await.unwrap().as_ref(),
+        Some(&link),
+        "get_by_code"
+    );
+    assert_eq!(store.get(Uuid::now_v7()).await.unwrap(), None, "unknown id");
+    assert_eq!(
+        store.get_by_code(&unique("none")).await.unwrap(),
+        None,
+        "unknown code"
+    );
+    assert_eq!(
+        store
+            .get_by_code(&link.short_code.to_uppercase())
+            .await
+            .unwrap(),
         None,
         "codes are case-sensitive"
     );
     let mut twin = sample_link(None);
     twin.short_code = link.short_code.clone();
     match store.insert(&twin).await {
-        Err(Error::Conflict { code: "alias_taken", .. }) => {}
+        Err(Error::Conflict {
+            code: "alias_taken",
+            ..
+        }) => {}
         other => panic!("inserting a taken code must be Conflict(alias_taken), got {other:?}"),
     }
 }
@@ -100,7 +118,10 @@ async fn link_alias_race(store: Arc<dyn LinkStore>) {
             Err(e) => panic!("alias race: unexpected error {e}"),
         }
     }
-    assert_eq!(won, 1, "exactly one of 32 concurrent inserts of one code wins");
+    assert_eq!(
+        won, 1,
+        "exactly one of 32 concurrent inserts of one code wins"
+    );
 }
 
 async fn link_update_and_delete(store: &dyn LinkStore) {
@@ -118,22 +139,53 @@ async fn link_update_and_delete(store: &dyn LinkStore) {
         tags: Some(vec!["gamma".into()]),
         is_active: Some(false),
     };
-    let updated = store.update(link.id, &patch, later).await.unwrap().expect("updated");
+    let updated = store
+        .update(link.id, &patch, later)
+        .await
+        .unwrap()
+        .expect("updated");
     let mut expected = link.clone();
     patch.apply(&mut expected, later);
-    assert_eq!(updated, expected, "update applies the patch and sets updated_at");
+    assert_eq!(
+        updated, expected,
+        "update applies the patch and sets updated_at"
+    );
     assert_eq!(store.get(link.id).await.unwrap(), Some(expected.clone()));
-    let untouched = store.update(link.id, &LinkPatch::default(), later).await.unwrap().unwrap();
-    assert_eq!(untouched.original_url, "https://example.org/new", "empty patch changes nothing");
-    assert_eq!(store.update(Uuid::now_v7(), &patch, later).await.unwrap(), None);
+    let untouched = store
+        .update(link.id, &LinkPatch::default(), later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        untouched.original_url, "https://example.org/new",
+        "empty patch changes nothing"
+    );
+    assert_eq!(
+        store.update(Uuid::now_v7(), &patch, later).await.unwrap(),
+        None
+    );
 
-    assert_eq!(store.delete(link.id).await.unwrap().map(|l| l.id), Some(link.id));
+    assert_eq!(
+        store.delete(link.id).await.unwrap().map(|l| l.id),
+        Some(link.id)
+    );
     assert_eq!(store.get(link.id).await.unwrap(), None, "deleted");
-    assert_eq!(store.get_by_code(&link.short_code).await.unwrap(), None, "code freed");
-    assert_eq!(store.delete(link.id).await.unwrap(), None, "second delete finds nothing");
+    assert_eq!(
+        store.get_by_code(&link.short_code).await.unwrap(),
+        None,
+        "code freed"
+    );
+    assert_eq!(
+        store.delete(link.id).await.unwrap(),
+        None,
+        "second delete finds nothing"
+    );
     let mut reuse = sample_link(None);
     reuse.short_code = link.short_code.clone();
-    store.insert(&reuse).await.expect("a deleted code can be taken again");
+    store
+        .insert(&reuse)
+        .await
+        .expect("a deleted code can be taken again");
 }
 
 async fn link_listing(store: &dyn LinkStore) {
@@ -145,7 +197,11 @@ async fn link_listing(store: &dyn LinkStore) {
         // Two links share a timestamp: the id breaks the tie.
         link.created_at = base + ChronoDuration::seconds(i.min(5));
         link.updated_at = link.created_at;
-        link.tags = if i % 2 == 0 { vec!["even".into()] } else { vec!["odd".into()] };
+        link.tags = if i % 2 == 0 {
+            vec!["even".into()]
+        } else {
+            vec!["odd".into()]
+        };
         link.title = Some(format!("Item {i}"));
         if i == 3 {
             link.original_url = "https://example.com/Needle".into();
@@ -153,9 +209,12 @@ async fn link_listing(store: &dyn LinkStore) {
         store.insert(&link).await.unwrap();
         created.push(link);
     }
-    store.insert(&sample_link(Some(Uuid::now_v7()))).await.unwrap();
+    store
+        .insert(&sample_link(Some(Uuid::now_v7())))
+        .await
+        .unwrap();
     let mut newest_first = created.clone();
-    newest_first.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    newest_first.sort_by_key(|l| std::cmp::Reverse((l.created_at, l.id)));
 
     let query = |limit, cursor, tag: Option<&str>, text: Option<&str>| LinkQuery {
         owner_id: owner,
@@ -176,19 +235,35 @@ async fn link_listing(store: &dyn LinkStore) {
         }
     }
     let expected: Vec<Uuid> = newest_first.iter().map(|l| l.id).collect();
-    assert_eq!(seen, expected, "pages walk the owner's links newest first, once each");
+    assert_eq!(
+        seen, expected,
+        "pages walk the owner's links newest first, once each"
+    );
 
     let exact = store.list(&query(7, None, None, None)).await.unwrap();
     assert_eq!(exact.items.len(), 7);
     assert_eq!(exact.next_cursor, None, "no cursor when nothing follows");
 
-    let even = store.list(&query(100, None, Some("even"), None)).await.unwrap();
+    let even = store
+        .list(&query(100, None, Some("even"), None))
+        .await
+        .unwrap();
     assert_eq!(even.items.len(), 4, "tag filter");
     assert!(even.items.iter().all(|l| l.tags == ["even"]));
 
-    let needle = store.list(&query(100, None, None, Some("needle"))).await.unwrap();
-    assert_eq!(needle.items.len(), 1, "text filter is case-insensitive on the URL");
-    let by_title = store.list(&query(100, None, None, Some("item 5"))).await.unwrap();
+    let needle = store
+        .list(&query(100, None, None, Some("needle")))
+        .await
+        .unwrap();
+    assert_eq!(
+        needle.items.len(),
+        1,
+        "text filter is case-insensitive on the URL"
+    );
+    let by_title = store
+        .list(&query(100, None, None, Some("item 5")))
+        .await
+        .unwrap();
     assert_eq!(by_title.items.len(), 1, "text filter on the title");
     let by_code = store
         .list(&query(100, None, None, Some(&created[2].short_code)))
@@ -197,7 +272,10 @@ async fn link_listing(store: &dyn LinkStore) {
     assert_eq!(by_code.items.len(), 1, "text filter on the code");
 
     let after = Cursor::after(&newest_first[1]);
-    let rest = store.list(&query(100, Some(after), None, None)).await.unwrap();
+    let rest = store
+        .list(&query(100, Some(after), None, None))
+        .await
+        .unwrap();
     assert_eq!(rest.items.len(), 5, "cursor starts strictly after the item");
     let stranger = store
         .list(&LinkQuery {
@@ -230,14 +308,23 @@ async fn link_click_budget(store: Arc<dyn LinkStore>) {
             ClickBudget::Missing => panic!("link vanished"),
         }
     }
-    assert_eq!(counted, 10, "exactly max_clicks of 50 concurrent clicks count");
+    assert_eq!(
+        counted, 10,
+        "exactly max_clicks of 50 concurrent clicks count"
+    );
     assert_eq!(store.get(link.id).await.unwrap().unwrap().click_count, 10);
 
     let free = sample_link(None);
     store.insert(&free).await.unwrap();
-    assert_eq!(store.consume_click(free.id).await.unwrap(), ClickBudget::Counted);
+    assert_eq!(
+        store.consume_click(free.id).await.unwrap(),
+        ClickBudget::Counted
+    );
     assert_eq!(store.get(free.id).await.unwrap().unwrap().click_count, 1);
-    assert_eq!(store.consume_click(Uuid::now_v7()).await.unwrap(), ClickBudget::Missing);
+    assert_eq!(
+        store.consume_click(Uuid::now_v7()).await.unwrap(),
+        ClickBudget::Missing
+    );
 }
 
 fn sample_user(email: &str) -> UserRecord {
@@ -270,15 +357,24 @@ pub async fn user_store(store: Arc<dyn UserStore>) {
     let email = format!("{}@Example.com", unique("User."));
     let record = sample_user(&email);
     store.create_user(&record).await.expect("create");
-    assert_eq!(store.user_by_id(record.user.id).await.unwrap(), Some(record.user.clone()));
+    assert_eq!(
+        store.user_by_id(record.user.id).await.unwrap(),
+        Some(record.user.clone())
+    );
     assert_eq!(
         store.user_by_email(&email.to_lowercase()).await.unwrap(),
         Some(record.clone()),
         "email lookup ignores case"
     );
-    assert_eq!(store.user_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(
+        store.user_by_email("nobody@example.com").await.unwrap(),
+        None
+    );
     match store.create_user(&sample_user(&email.to_uppercase())).await {
-        Err(Error::Conflict { code: "email_taken", .. }) => {}
+        Err(Error::Conflict {
+            code: "email_taken",
+            ..
+        }) => {}
         other => panic!("same email in other case must be Conflict(email_taken), got {other:?}"),
     }
     let racing = format!("{}@example.com", unique("race"));
@@ -295,7 +391,10 @@ pub async fn user_store(store: Arc<dyn UserStore>) {
             won += 1;
         }
     }
-    assert_eq!(won, 1, "exactly one of 16 concurrent registrations of one email wins");
+    assert_eq!(
+        won, 1,
+        "exactly one of 16 concurrent registrations of one email wins"
+    );
 
     refresh_tokens(store.clone(), record.user.id).await;
     api_keys(&*store, record.user.id).await;
@@ -306,29 +405,47 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     let family = Uuid::now_v7();
     let first = refresh_record(user_id, family, ChronoDuration::days(1));
     store.insert_refresh_token(&first).await.unwrap();
-    assert_eq!(store.refresh_token(&first.token_hash).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        store.refresh_token(&first.token_hash).await.unwrap(),
+        Some(first.clone())
+    );
     assert!(store.family_active(family).await.unwrap());
 
     let second = refresh_record(user_id, family, ChronoDuration::days(1));
     assert_eq!(
-        store.rotate_refresh_token(&first.token_hash, &second, now).await.unwrap(),
+        store
+            .rotate_refresh_token(&first.token_hash, &second, now)
+            .await
+            .unwrap(),
         RotateOutcome::Rotated { user_id },
         "a live token rotates"
     );
     let third = refresh_record(user_id, family, ChronoDuration::days(1));
     assert_eq!(
-        store.rotate_refresh_token(&first.token_hash, &third, now).await.unwrap(),
+        store
+            .rotate_refresh_token(&first.token_hash, &third, now)
+            .await
+            .unwrap(),
         RotateOutcome::Reused,
         "a used token is reuse"
     );
-    assert!(!store.family_active(family).await.unwrap(), "reuse revokes the family");
+    assert!(
+        !store.family_active(family).await.unwrap(),
+        "reuse revokes the family"
+    );
     assert_eq!(
-        store.rotate_refresh_token(&second.token_hash, &third, now).await.unwrap(),
+        store
+            .rotate_refresh_token(&second.token_hash, &third, now)
+            .await
+            .unwrap(),
         RotateOutcome::Invalid,
         "after reuse, the successor is dead too"
     );
     assert_eq!(
-        store.rotate_refresh_token(&unique("unknown"), &third, now).await.unwrap(),
+        store
+            .rotate_refresh_token(&unique("unknown"), &third, now)
+            .await
+            .unwrap(),
         RotateOutcome::Invalid
     );
 
@@ -336,7 +453,11 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     store.insert_refresh_token(&expired).await.unwrap();
     assert_eq!(
         store
-            .rotate_refresh_token(&expired.token_hash, &refresh_record(user_id, expired.family_id, ChronoDuration::days(1)), now)
+            .rotate_refresh_token(
+                &expired.token_hash,
+                &refresh_record(user_id, expired.family_id, ChronoDuration::days(1)),
+                now
+            )
             .await
             .unwrap(),
         RotateOutcome::Invalid,
@@ -352,7 +473,10 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
             let old = live.token_hash.clone();
             tokio::spawn(async move {
                 let next = refresh_record(user_id, family, ChronoDuration::days(1));
-                store.rotate_refresh_token(&old, &next, Utc::now()).await.unwrap()
+                store
+                    .rotate_refresh_token(&old, &next, Utc::now())
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -362,7 +486,10 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
             rotated += 1;
         }
     }
-    assert_eq!(rotated, 1, "exactly one of 16 concurrent rotations of one token succeeds");
+    assert_eq!(
+        rotated, 1,
+        "exactly one of 16 concurrent rotations of one token succeeds"
+    );
 
     let family = Uuid::now_v7();
     let token = refresh_record(user_id, family, ChronoDuration::days(1));
@@ -371,7 +498,11 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     assert!(!store.family_active(family).await.unwrap());
     assert_eq!(
         store
-            .rotate_refresh_token(&token.token_hash, &refresh_record(user_id, family, ChronoDuration::days(1)), now)
+            .rotate_refresh_token(
+                &token.token_hash,
+                &refresh_record(user_id, family, ChronoDuration::days(1)),
+                now
+            )
             .await
             .unwrap(),
         RotateOutcome::Invalid,
@@ -394,31 +525,65 @@ async fn api_keys(store: &dyn UserStore, user_id: Uuid) {
     let newer = make("newer", 0);
     store.insert_api_key(&older).await.unwrap();
     store.insert_api_key(&newer).await.unwrap();
-    assert_eq!(store.api_key_by_hash(&older.key_hash).await.unwrap(), Some(older.key.clone()));
+    assert_eq!(
+        store.api_key_by_hash(&older.key_hash).await.unwrap(),
+        Some(older.key.clone())
+    );
     assert_eq!(store.api_key_by_hash(&unique("nope")).await.unwrap(), None);
     assert_eq!(
         store.list_api_keys(user_id).await.unwrap(),
         vec![newer.key.clone(), older.key.clone()],
         "own keys, newest first"
     );
-    assert!(!store.revoke_api_key(Uuid::now_v7(), older.key.id).await.unwrap(), "only the owner revokes");
+    assert!(
+        !store
+            .revoke_api_key(Uuid::now_v7(), older.key.id)
+            .await
+            .unwrap(),
+        "only the owner revokes"
+    );
     assert!(store.revoke_api_key(user_id, older.key.id).await.unwrap());
-    assert_eq!(store.api_key_by_hash(&older.key_hash).await.unwrap(), None, "revoked at once");
-    assert!(!store.revoke_api_key(user_id, older.key.id).await.unwrap(), "second revoke finds nothing");
+    assert_eq!(
+        store.api_key_by_hash(&older.key_hash).await.unwrap(),
+        None,
+        "revoked at once"
+    );
+    assert!(
+        !store.revoke_api_key(user_id, older.key.id).await.unwrap(),
+        "second revoke finds nothing"
+    );
     assert_eq!(store.list_api_keys(user_id).await.unwrap(), vec![newer.key]);
 }
 
-fn click(link_id: Uuid, day: NaiveDate, visitor: &str, is_bot: bool, counted: bool) -> ClassifiedClick {
+fn click(
+    link_id: Uuid,
+    day: NaiveDate,
+    visitor: &str,
+    is_bot: bool,
+    counted: bool,
+) -> ClassifiedClick {
     ClassifiedClick {
         event_id: Uuid::now_v7(),
         link_id,
         day,
         visitor: visitor.into(),
         is_bot,
-        referrer: if is_bot { "bots.example".into() } else { "news.example".into() },
-        browser: if is_bot { "unknown".into() } else { "Firefox".into() },
+        referrer: if is_bot {
+            "bots.example".into()
+        } else {
+            "news.example".into()
+        },
+        browser: if is_bot {
+            "unknown".into()
+        } else {
+            "Firefox".into()
+        },
         os: "Linux".into(),
-        device: if is_bot { "bot".into() } else { "desktop".into() },
+        device: if is_bot {
+            "bot".into()
+        } else {
+            "desktop".into()
+        },
         country: "DE".into(),
         counted_at_redirect: counted,
     }
@@ -446,38 +611,83 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
         "click_count grows by human clicks not already counted at redirect"
     );
     let replay = store.record(&batch[1..3]).await.unwrap();
-    assert_eq!((replay.recorded, replay.duplicates), (0, 2), "replays are duplicates");
+    assert_eq!(
+        (replay.recorded, replay.duplicates),
+        (0, 2),
+        "replays are duplicates"
+    );
     let mixed = vec![batch[0].clone(), click(link.id, today, "v3", false, false)];
     let outcome = store.record(&mixed).await.unwrap();
     assert_eq!((outcome.recorded, outcome.duplicates), (1, 1));
-    assert_eq!(store.get(link.id).await.unwrap().unwrap().click_count, 4, "replays change no count");
+    assert_eq!(
+        store.get(link.id).await.unwrap().unwrap().click_count,
+        4,
+        "replays change no count"
+    );
 
     let window = store.rollups(link.id, yesterday, today).await.unwrap();
     let mut days = window.days.clone();
     days.sort_by_key(|d| d.date);
     assert_eq!(days.len(), 2);
-    assert_eq!((days[0].date, days[0].clicks, days[0].bot_clicks, days[0].unique_visitors), (yesterday, 1, 0, 1));
-    assert_eq!((days[1].date, days[1].clicks, days[1].bot_clicks, days[1].unique_visitors), (today, 4, 1, 3));
+    assert_eq!(
+        (
+            days[0].date,
+            days[0].clicks,
+            days[0].bot_clicks,
+            days[0].unique_visitors
+        ),
+        (yesterday, 1, 0, 1)
+    );
+    assert_eq!(
+        (
+            days[1].date,
+            days[1].clicks,
+            days[1].bot_clicks,
+            days[1].unique_visitors
+        ),
+        (today, 4, 1, 3)
+    );
     let breakdown = |dim: Dimension| {
         window
             .breakdowns
             .iter()
             .find(|(d, _)| *d == dim)
-            .map(|(_, v)| v.iter().map(|vc| (vc.value.clone(), vc.count)).collect::<Vec<_>>())
+            .map(|(_, v)| {
+                v.iter()
+                    .map(|vc| (vc.value.clone(), vc.count))
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default()
     };
-    assert_eq!(breakdown(Dimension::Referrer), vec![("news.example".to_string(), 5)], "bots stay out of breakdowns");
-    assert_eq!(breakdown(Dimension::Browser), vec![("Firefox".to_string(), 5)]);
-    assert_eq!(breakdown(Dimension::Device), vec![("desktop".to_string(), 5)]);
+    assert_eq!(
+        breakdown(Dimension::Referrer),
+        vec![("news.example".to_string(), 5)],
+        "bots stay out of breakdowns"
+    );
+    assert_eq!(
+        breakdown(Dimension::Browser),
+        vec![("Firefox".to_string(), 5)]
+    );
+    assert_eq!(
+        breakdown(Dimension::Device),
+        vec![("desktop".to_string(), 5)]
+    );
     assert_eq!(breakdown(Dimension::Country), vec![("DE".to_string(), 5)]);
 
     let only_today = store.rollups(link.id, today, today).await.unwrap();
     assert_eq!(only_today.days.len(), 1, "the window bounds the days");
-    let other = store.rollups(Uuid::now_v7(), yesterday, today).await.unwrap();
+    let other = store
+        .rollups(Uuid::now_v7(), yesterday, today)
+        .await
+        .unwrap();
     assert!(other.days.is_empty());
 
     let orphan = click(Uuid::now_v7(), today, "v9", false, false);
-    assert_eq!(store.record(&[orphan]).await.unwrap().recorded, 1, "clicks of unknown links are accepted");
+    assert_eq!(
+        store.record(&[orphan]).await.unwrap().recorded,
+        1,
+        "clicks of unknown links are accepted"
+    );
     assert_eq!(store.record(&[]).await.unwrap().recorded, 0);
 }
 
@@ -488,11 +698,21 @@ pub async fn cache(cache: Arc<dyn Cache>) {
     let link = sample_link(None);
     let entry = CacheEntry::Found(Arc::new(link.redirect_target()));
     assert_eq!(cache.get(&code).await.unwrap(), None);
-    cache.set(&code, &entry, Duration::from_secs(60)).await.unwrap();
+    cache
+        .set(&code, &entry, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(cache.get(&code).await.unwrap(), Some(entry.clone()));
     let missing = unique("m");
-    cache.set(&missing, &CacheEntry::Missing, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(cache.get(&missing).await.unwrap(), Some(CacheEntry::Missing), "negative entries");
+    cache
+        .set(&missing, &CacheEntry::Missing, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get(&missing).await.unwrap(),
+        Some(CacheEntry::Missing),
+        "negative entries"
+    );
 
     let mut invalidations = cache.invalidations();
     cache.invalidate(&code).await.unwrap();
@@ -510,9 +730,16 @@ pub async fn cache(cache: Arc<dyn Cache>) {
     assert_eq!(heard, Ok(true), "subscribers hear the invalidation");
 
     let short = unique("ttl");
-    cache.set(&short, &entry, Duration::from_millis(200)).await.unwrap();
+    cache
+        .set(&short, &entry, Duration::from_millis(200))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(cache.get(&short).await.unwrap(), None, "entries expire with their TTL");
+    assert_eq!(
+        cache.get(&short).await.unwrap(),
+        None,
+        "entries expire with their TTL"
+    );
 }
 
 /// Checks a [`RateLimiter`] against its contract (uses the wall clock; takes well under a second).
@@ -532,8 +759,14 @@ pub async fn rate_limiter(limiter: Arc<dyn RateLimiter>) {
     assert!(!refused.allowed, "over quota");
     assert_eq!(refused.remaining, 0);
     let retry = refused.retry_after.expect("retry_after on refusal");
-    assert!(retry > Duration::ZERO && retry <= Duration::from_secs(12), "retry after about period/limit, got {retry:?}");
-    assert!(limiter.check(&unique("rl:"), quota).await.unwrap().allowed, "keys are independent");
+    assert!(
+        retry > Duration::ZERO && retry <= Duration::from_secs(12),
+        "retry after about period/limit, got {retry:?}"
+    );
+    assert!(
+        limiter.check(&unique("rl:"), quota).await.unwrap().allowed,
+        "keys are independent"
+    );
 
     let key = unique("rl:");
     let quota = Quota::new(10, Duration::from_secs(60)).unwrap();
@@ -550,7 +783,10 @@ pub async fn rate_limiter(limiter: Arc<dyn RateLimiter>) {
             allowed += 1;
         }
     }
-    assert_eq!(allowed, 10, "exactly the quota of 40 concurrent requests is allowed");
+    assert_eq!(
+        allowed, 10,
+        "exactly the quota of 40 concurrent requests is allowed"
+    );
 
     let key = unique("rl:");
     let fast = Quota::new(2, Duration::from_millis(400)).unwrap();
@@ -558,7 +794,10 @@ pub async fn rate_limiter(limiter: Arc<dyn RateLimiter>) {
     assert!(limiter.check(&key, fast).await.unwrap().allowed);
     assert!(!limiter.check(&key, fast).await.unwrap().allowed);
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(limiter.check(&key, fast).await.unwrap().allowed, "the quota refills with time");
+    assert!(
+        limiter.check(&key, fast).await.unwrap().allowed,
+        "the quota refills with time"
+    );
 }
 
 /// Checks an [`IdAllocator`] against its contract.
@@ -578,10 +817,19 @@ pub async fn id_allocator(ids: Arc<dyn IdAllocator>) {
     }
     blocks.sort_by_key(|b| b.start);
     for pair in blocks.windows(2) {
-        assert!(pair[0].end <= pair[1].start, "blocks {:?} and {:?} overlap", pair[0], pair[1]);
+        assert!(
+            pair[0].end <= pair[1].start,
+            "blocks {:?} and {:?} overlap",
+            pair[0],
+            pair[1]
+        );
     }
     let next = ids.allocate(1).await.unwrap();
-    assert!(blocks.iter().all(|b| next.start >= b.end || next.end <= b.start));
+    assert!(
+        blocks
+            .iter()
+            .all(|b| next.start >= b.end || next.end <= b.start)
+    );
 }
 
 fn event(code: &str, n: usize) -> ClickEvent {
@@ -606,7 +854,10 @@ async fn drain(
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + patience;
     while got.len() < want && tokio::time::Instant::now() < deadline {
-        let batch = consumer.next_batch(want - got.len(), Duration::from_millis(500)).await.unwrap();
+        let batch = consumer
+            .next_batch(want - got.len(), Duration::from_millis(500))
+            .await
+            .unwrap();
         got.extend(batch);
         consumer.ack().await.unwrap();
     }
@@ -619,22 +870,46 @@ pub async fn event_bus(bus: Arc<dyn EventBus>) {
     bus.health().await.expect("health");
     let group = unique("group-");
     let mut consumer = bus.subscribe(&group, "c1").await.expect("subscribe");
-    let events: Vec<ClickEvent> = (0..50).map(|n| event(if n % 2 == 0 { "even" } else { "odd" }, n)).collect();
+    let events: Vec<ClickEvent> = (0..50)
+        .map(|n| event(if n % 2 == 0 { "even" } else { "odd" }, n))
+        .collect();
     bus.publish(&events[..20]).await.expect("publish");
     bus.publish(&events[20..]).await.expect("publish");
     let got = drain(&mut consumer, 50, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 50, "every published event is delivered");
     let ids: HashSet<Uuid> = got.iter().map(|e| e.id).collect();
-    assert_eq!(ids, events.iter().map(|e| e.id).collect(), "the same events, intact");
+    assert_eq!(
+        ids,
+        events.iter().map(|e| e.id).collect(),
+        "the same events, intact"
+    );
     for code in ["even", "odd"] {
-        let sent: Vec<Uuid> = events.iter().filter(|e| e.short_code == code).map(|e| e.id).collect();
-        let seen: Vec<Uuid> = got.iter().filter(|e| e.short_code == code).map(|e| e.id).collect();
+        let sent: Vec<Uuid> = events
+            .iter()
+            .filter(|e| e.short_code == code)
+            .map(|e| e.id)
+            .collect();
+        let seen: Vec<Uuid> = got
+            .iter()
+            .filter(|e| e.short_code == code)
+            .map(|e| e.id)
+            .collect();
         assert_eq!(seen, sent, "events of one code keep their order");
     }
-    assert_eq!(got[0], events[got[0].visitor["visitor-".len()..].parse::<usize>().unwrap()], "payload round-trips");
+    assert_eq!(
+        got[0],
+        events[got[0].visitor["visitor-".len()..].parse::<usize>().unwrap()],
+        "payload round-trips"
+    );
 
-    let quiet = consumer.next_batch(10, Duration::from_millis(300)).await.unwrap();
-    assert!(quiet.is_empty(), "acknowledged events are not delivered again");
+    let quiet = consumer
+        .next_batch(10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(
+        quiet.is_empty(),
+        "acknowledged events are not delivered again"
+    );
 
     // A batch taken but not acknowledged comes back once its consumer is gone.
     let more: Vec<ClickEvent> = (0..5).map(|n| event("again", n)).collect();
@@ -642,12 +917,19 @@ pub async fn event_bus(bus: Arc<dyn EventBus>) {
     let mut taken = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while taken.len() < 5 && tokio::time::Instant::now() < deadline {
-        taken = consumer.next_batch(5, Duration::from_millis(500)).await.unwrap();
+        taken = consumer
+            .next_batch(5, Duration::from_millis(500))
+            .await
+            .unwrap();
     }
     assert_eq!(taken.len(), 5);
     drop(consumer);
     let mut second = bus.subscribe(&group, "c2").await.expect("subscribe");
     let redelivered = drain(&mut second, 5, Duration::from_secs(60)).await;
     let ids: HashSet<Uuid> = redelivered.iter().map(|e| e.id).collect();
-    assert_eq!(ids, more.iter().map(|e| e.id).collect(), "unacknowledged events are redelivered");
+    assert_eq!(
+        ids,
+        more.iter().map(|e| e.id).collect(),
+        "unacknowledged events are redelivered"
+    );
 }

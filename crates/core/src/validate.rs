@@ -25,7 +25,10 @@ pub fn validate_url(field: &'static str, raw: &str, own_host: Option<&str>) -> R
     if raw.len() > MAX_URL_BYTES {
         return Err(invalid_url(
             field,
-            format!("is {} bytes long; at most {MAX_URL_BYTES} are allowed", raw.len()),
+            format!(
+                "is {} bytes long; at most {MAX_URL_BYTES} are allowed",
+                raw.len()
+            ),
         ));
     }
     if raw.trim().is_empty() {
@@ -66,7 +69,8 @@ pub fn validate_url(field: &'static str, raw: &str, own_host: Option<&str>) -> R
     }
     if let Some(own) = own_host {
         // BASE_URL may itself be an IP literal.
-        if own.trim_matches(|c| c == '[' || c == ']') == host.to_string().trim_matches(|c| c == '[' || c == ']')
+        if own.trim_matches(|c| c == '[' || c == ']')
+            == host.to_string().trim_matches(|c| c == '[' || c == ']')
         {
             return Err(invalid_url(
                 field,
@@ -214,7 +218,10 @@ pub fn validate_email(raw: &str) -> Result<String> {
         return Err(bad("must not contain spaces or control characters"));
     }
     let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    if labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
     {
         return Err(bad("needs a domain like example.com after '@'"));
     }
@@ -310,7 +317,10 @@ mod tests {
     fn refused(url: &str) -> bool {
         matches!(
             validate_url("original_url", url, Some("sho.rt")),
-            Err(Error::Invalid { code: "invalid_url", .. })
+            Err(Error::Invalid {
+                code: "invalid_url",
+                ..
+            })
         )
     }
 
@@ -382,13 +392,18 @@ mod tests {
     fn errors_name_field_and_reason() {
         let err = validate_url("original_url", "http://10.1.2.3/", None).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("original_url") && text.contains("private"), "{text}");
+        assert!(
+            text.contains("original_url") && text.contains("private"),
+            "{text}"
+        );
     }
 
     #[test]
     fn emails_and_passwords() {
         assert!(validate_email("a@b.co").is_ok());
-        for bad in ["", "ab.co", "a@b", "a@@b.co", "a b@c.de", "@b.co", "a@.b.co"] {
+        for bad in [
+            "", "ab.co", "a@b", "a@@b.co", "a b@c.de", "@b.co", "a@.b.co",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
         assert!(validate_password("12345678").is_ok());

@@ -1,7 +1,9 @@
 //! The conformance suite against every in-memory backend: the reference every other
 //! backend is held to.
 
-use hoplink::memory::{MemoryCache, MemoryEventBus, MemoryIdAllocator, MemoryRateLimiter, MemoryStore};
+use hoplink::memory::{
+    MemoryCache, MemoryEventBus, MemoryIdAllocator, MemoryRateLimiter, MemoryStore,
+};
 use hoplink::testing;
 use std::sync::Arc;
 

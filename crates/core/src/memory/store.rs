@@ -69,10 +69,10 @@ impl MemoryStore {
 }
 
 fn matches(link: &Link, query: &LinkQuery, text: Option<&str>) -> bool {
-    if let Some(tag) = &query.tag {
-        if !link.tags.iter().any(|t| t == tag) {
-            return false;
-        }
+    if let Some(tag) = &query.tag
+        && !link.tags.iter().any(|t| t == tag)
+    {
+        return false;
     }
     match text {
         None => true,
@@ -98,7 +98,10 @@ impl LinkStore for MemoryStore {
             });
         }
         if state.by_id.contains_key(&link.id) {
-            return Err(Error::backend("memory", format!("duplicate link id {}", link.id)));
+            return Err(Error::backend(
+                "memory",
+                format!("duplicate link id {}", link.id),
+            ));
         }
         state.by_code.insert(link.short_code.clone(), link.id);
         if let Some(owner) = link.owner_id {
@@ -179,10 +182,10 @@ impl LinkStore for MemoryStore {
             return Ok(None);
         };
         state.by_code.remove(&link.short_code);
-        if let Some(owner) = link.owner_id {
-            if let Some(index) = state.by_owner.get_mut(&owner) {
-                index.remove(&(link.created_at, link.id));
-            }
+        if let Some(owner) = link.owner_id
+            && let Some(index) = state.by_owner.get_mut(&owner)
+        {
+            index.remove(&(link.created_at, link.id));
         }
         Ok(Some(link))
     }
@@ -221,26 +224,20 @@ impl AnalyticsStore for MemoryStore {
                 day.visitors.insert(click.visitor.clone());
             }
             for dim in Dimension::ALL {
-                *day
-                    .breakdown
+                *day.breakdown
                     .entry((dim, dim.of(click).to_string()))
                     .or_default() += 1;
             }
-            if !click.counted_at_redirect {
-                if let Some(link) = state.by_id.get_mut(&click.link_id) {
-                    link.click_count += 1;
-                }
+            if !click.counted_at_redirect
+                && let Some(link) = state.by_id.get_mut(&click.link_id)
+            {
+                link.click_count += 1;
             }
         }
         Ok(outcome)
     }
 
-    async fn rollups(
-        &self,
-        link_id: Uuid,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupWindow> {
+    async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RollupWindow> {
         let state = read(&self.links);
         let mut window = RollupWindow::default();
         let mut totals: HashMap<(Dimension, &str), u64> = HashMap::new();
@@ -392,7 +389,7 @@ impl UserStore for MemoryStore {
             .filter(|r| r.key.user_id == user_id)
             .map(|r| r.key.clone())
             .collect();
-        keys.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        keys.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.id)));
         Ok(keys)
     }
 

@@ -1,0 +1,1088 @@
+//! The `Shortener` service end to end on the in-memory backends.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use hoplink::memory::{MemoryCache, MemoryEventBus, MemoryStore};
+use hoplink::{
+    AnalyticsConfig, Error, GoneReason, LimitScope, LinkPatch, ListOptions, ManualClock, NewLink,
+    Principal, QrContent, QrFormat, Quota, RateLimits, RedirectType, Shortener, Visit,
+};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+
+fn fast_analytics() -> AnalyticsConfig {
+    AnalyticsConfig {
+        batch_size: 100,
+        flush_interval: Duration::from_millis(20),
+        ..AnalyticsConfig::default()
+    }
+}
+
+fn shortener() -> Shortener {
+    Shortener::builder()
+        .base_url("https://sho.rt")
+        .analytics(fast_analytics())
+        .build()
+        .unwrap()
+}
+
+fn click<'a>(ua: &'a str, ip: &str) -> Visit<'a> {
+    Visit {
+        client_ip: Some(ip.parse::<IpAddr>().unwrap()),
+        user_agent: Some(ua),
+        referrer: Some("https://news.example.com/item"),
+        country: Some("de"),
+        count: true,
+    }
+}
+
+fn head() -> Visit<'static> {
+    Visit {
+        count: false,
+        ..Visit::default()
+    }
+}
+
+async fn user(s: &Shortener, email: &str) -> Principal {
+    let user = s
+        .register(email, "password123", Some("Test"))
+        .await
+        .unwrap();
+    Principal { user_id: user.id }
+}
+
+#[tokio::test]
+async fn shorten_and_resolve() {
+    let s = shortener();
+    let link = s
+        .shorten(NewLink::new("https://example.com/a"), None)
+        .await
+        .unwrap();
+    assert_eq!(link.short_code.len(), 7);
+    assert_eq!(
+        s.short_url(&link.short_code),
+        format!("https://sho.rt/{}", link.short_code)
+    );
+    assert_eq!(link.redirect_type, RedirectType::Found);
+    assert!(link.is_active && link.owner_id.is_none());
+    let r = s
+        .resolve(&link.short_code, &click(CHROME, "8.8.8.8"))
+        .await
+        .unwrap();
+    assert_eq!(r.location(), "https://example.com/a");
+    assert_eq!(r.redirect_type().status(), 302);
+    let second = s
+        .shorten(NewLink::new("https://example.com/a"), None)
+        .await
+        .unwrap();
+    assert_ne!(
+        second.short_code, link.short_code,
+        "every shorten makes a new code"
+    );
+    assert!(matches!(
+        s.resolve("nope123", &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.resolve("bad code!", &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.resolve("", &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn generated_codes_are_unique_and_unordered() {
+    let s = shortener();
+    let mut codes = std::collections::HashSet::new();
+    let mut previous = String::new();
+    let mut adjacent_sorted = 0;
+    for i in 0..2500 {
+        let link = s
+            .shorten(NewLink::new(format!("https://example.com/{i}")), None)
+            .await
+            .unwrap();
+        if link.short_code > previous {
+            adjacent_sorted += 1;
+        }
+        previous = link.short_code.clone();
+        assert!(codes.insert(link.short_code));
+    }
+    assert!(
+        adjacent_sorted < 1500,
+        "codes must not follow creation order ({adjacent_sorted} of 2500 ascending)"
+    );
+}
+
+#[tokio::test]
+async fn custom_alias_rules() {
+    let s = shortener();
+    let mut req = NewLink::new("https://example.com/");
+    req.custom_alias = Some("my-launch".into());
+    let link = s.shorten(req.clone(), None).await.unwrap();
+    assert_eq!(link.short_code, "my-launch");
+    match s.shorten(req, None).await {
+        Err(Error::Conflict {
+            code: "alias_taken",
+            ..
+        }) => {}
+        other => panic!("expected alias_taken, got {other:?}"),
+    }
+    for (alias, code) in [
+        ("ab", "invalid_alias"),
+        ("api", "reserved_alias"),
+        ("Docs", "reserved_alias"),
+        ("bad/alias", "invalid_alias"),
+    ] {
+        let mut req = NewLink::new("https://example.com/");
+        req.custom_alias = Some(alias.into());
+        match s.shorten(req, None).await {
+            Err(Error::Invalid { field, code: c, .. }) => {
+                assert_eq!(field, "custom_alias");
+                assert_eq!(c, code, "{alias}");
+            }
+            other => panic!("{alias}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_shortens_of_one_alias_have_one_winner() {
+    let s = shortener();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut req = NewLink::new(format!("https://example.com/{i}"));
+                req.custom_alias = Some("contested".into());
+                s.shorten(req, None).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(link) => winners.push(link),
+            Err(Error::Conflict {
+                code: "alias_taken",
+                ..
+            }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let r = s.resolve("contested", &head()).await.unwrap();
+    assert_eq!(r.location(), winners[0].original_url);
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let s = shortener();
+    let cases: Vec<(NewLink, &str)> = vec![
+        (NewLink::new("javascript:alert(1)"), "original_url"),
+        (NewLink::new("http://169.254.169.254/"), "original_url"),
+        (NewLink::new("https://sho.rt/loop"), "original_url"),
+        (
+            NewLink {
+                max_clicks: Some(0),
+                ..NewLink::new("https://example.com")
+            },
+            "max_clicks",
+        ),
+        (
+            NewLink {
+                expires_at: Some(Utc::now() - ChronoDuration::seconds(1)),
+                ..NewLink::new("https://example.com")
+            },
+            "expires_at",
+        ),
+        (
+            NewLink {
+                title: Some("t".repeat(300)),
+                ..NewLink::new("https://example.com")
+            },
+            "title",
+        ),
+        (
+            NewLink {
+                tags: Some(vec![String::new()]),
+                ..NewLink::new("https://example.com")
+            },
+            "tags",
+        ),
+    ];
+    for (req, field) in cases {
+        match s.shorten(req, None).await {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirect_types() {
+    let s = shortener();
+    for status in [301u16, 302, 307, 308] {
+        let req = NewLink {
+            redirect_type: Some(RedirectType::try_from(status).unwrap()),
+            ..NewLink::new("https://example.com/")
+        };
+        let link = s.shorten(req, None).await.unwrap();
+        let r = s.resolve(&link.short_code, &head()).await.unwrap();
+        assert_eq!(r.redirect_type().status(), status);
+    }
+    assert!(RedirectType::try_from(303).is_err());
+}
+
+#[tokio::test]
+async fn edits_and_deletes_are_seen_by_the_next_redirect() {
+    let s = shortener();
+    let me = user(&s, "edit@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/old"), Some(&me))
+        .await
+        .unwrap();
+    // Warm the cache.
+    assert_eq!(
+        s.resolve(&link.short_code, &head())
+            .await
+            .unwrap()
+            .location(),
+        "https://example.com/old"
+    );
+    let patch = LinkPatch {
+        original_url: Some("https://example.com/new".into()),
+        redirect_type: Some(RedirectType::MovedPermanently),
+        ..LinkPatch::default()
+    };
+    let updated = s.update_link(&me, link.id, patch).await.unwrap();
+    assert!(updated.updated_at >= link.updated_at);
+    let r = s.resolve(&link.short_code, &head()).await.unwrap();
+    assert_eq!(
+        (r.location(), r.redirect_type().status()),
+        ("https://example.com/new", 301)
+    );
+
+    s.update_link(
+        &me,
+        link.id,
+        LinkPatch {
+            is_active: Some(false),
+            ..LinkPatch::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.resolve(&link.short_code, &head()).await,
+        Err(Error::Gone {
+            reason: GoneReason::Disabled
+        })
+    ));
+    s.update_link(
+        &me,
+        link.id,
+        LinkPatch {
+            is_active: Some(true),
+            ..LinkPatch::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(s.resolve(&link.short_code, &head()).await.is_ok());
+
+    s.delete_link(&me, link.id).await.unwrap();
+    assert!(matches!(
+        s.resolve(&link.short_code, &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.get_link(&me, link.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete_link(&me, link.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unknown_codes_are_negatively_cached_until_created() {
+    let s = shortener();
+    assert!(matches!(
+        s.resolve("soon-here", &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.resolve("soon-here", &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+    let misses = s.stats().cache_misses;
+    assert_eq!(
+        misses, 1,
+        "the second lookup is answered by the negative entry"
+    );
+    let req = NewLink {
+        custom_alias: Some("soon-here".into()),
+        ..NewLink::new("https://example.com/")
+    };
+    s.shorten(req, None).await.unwrap();
+    assert!(
+        s.resolve("soon-here", &head()).await.is_ok(),
+        "creation clears the negative entry"
+    );
+}
+
+#[tokio::test]
+async fn ownership_is_enforced_and_hidden() {
+    let s = shortener();
+    let alice = user(&s, "alice@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/"), Some(&alice))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.get_link(&bob, link.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.update_link(
+            &bob,
+            link.id,
+            LinkPatch {
+                is_active: Some(false),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete_link(&bob, link.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.analytics_summary(&bob, &link.short_code, 30).await,
+        Err(Error::NotFound { .. })
+    ));
+    let anonymous = s
+        .shorten(NewLink::new("https://example.com/"), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            s.get_link(&alice, anonymous.id).await,
+            Err(Error::NotFound { .. })
+        ),
+        "nobody owns anonymous links"
+    );
+    assert_eq!(s.get_link(&alice, link.id).await.unwrap(), link);
+}
+
+#[tokio::test]
+async fn expiry_with_an_injected_clock() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let s = Shortener::builder().clock(clock.clone()).build().unwrap();
+    let req = NewLink {
+        expires_at: Some(clock_now(&clock) + ChronoDuration::minutes(10)),
+        ..NewLink::new("https://example.com/")
+    };
+    let link = s.shorten(req, None).await.unwrap();
+    assert!(s.resolve(&link.short_code, &head()).await.is_ok());
+    clock.advance(Duration::from_secs(601));
+    assert!(
+        matches!(
+            s.resolve(&link.short_code, &head()).await,
+            Err(Error::Gone {
+                reason: GoneReason::Expired
+            })
+        ),
+        "expiry applies to cached links too"
+    );
+}
+
+fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
+    use hoplink::Clock;
+    clock.now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_clicks_is_exact_under_concurrency_and_ignores_bots_and_head() {
+    let s = shortener();
+    let req = NewLink {
+        max_clicks: Some(25),
+        ..NewLink::new("https://example.com/")
+    };
+    let link = s.shorten(req, None).await.unwrap();
+    for _ in 0..5 {
+        assert!(
+            s.resolve(&link.short_code, &click(SLACK, "1.1.1.1"))
+                .await
+                .is_ok(),
+            "bots are redirected"
+        );
+        assert!(
+            s.resolve(&link.short_code, &head()).await.is_ok(),
+            "HEAD is answered"
+        );
+    }
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let s = s.clone();
+            let code = link.short_code.clone();
+            tokio::spawn(async move { s.resolve(&code, &click(CHROME, "9.9.9.9")).await })
+        })
+        .collect();
+    let (mut ok, mut gone) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::Gone {
+                reason: GoneReason::ClickLimitReached,
+            }) => gone += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, gone), (25, 75), "exactly max_clicks human redirects");
+    assert!(
+        matches!(
+            s.resolve(&link.short_code, &head()).await,
+            Err(Error::Gone { .. })
+        ),
+        "HEAD sees the spent budget"
+    );
+    assert!(matches!(
+        s.resolve(&link.short_code, &click(SLACK, "1.1.1.1")).await,
+        Err(Error::Gone { .. })
+    ));
+    s.shutdown().await;
+    let me = Principal {
+        user_id: uuid::Uuid::nil(),
+    };
+    let _ = me;
+    let stats = s.stats();
+    assert_eq!(
+        stats.clicks_recorded, 30,
+        "25 humans + 5 bots recorded, HEAD never"
+    );
+}
+
+#[tokio::test]
+async fn analytics_summary_counts_humans_bots_and_uniques() {
+    let s = shortener();
+    let me = user(&s, "stats@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/"), Some(&me))
+        .await
+        .unwrap();
+    for (ua, ip) in [
+        (CHROME, "8.8.8.8"),
+        (CHROME, "8.8.8.8"),
+        (IPHONE, "8.8.4.4"),
+        (CHROME, "1.2.3.4"),
+        (SLACK, "3.3.3.3"),
+    ] {
+        s.resolve(&link.short_code, &click(ua, ip)).await.unwrap();
+    }
+    s.resolve(&link.short_code, &head()).await.unwrap();
+    // Eventually consistent: poll, as a client would.
+    let mut summary = s.analytics_summary(&me, &link.short_code, 7).await.unwrap();
+    for _ in 0..100 {
+        if summary.total_clicks + summary.bot_clicks == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        summary = s.analytics_summary(&me, &link.short_code, 7).await.unwrap();
+    }
+    assert_eq!(summary.total_clicks, 4);
+    assert_eq!(summary.bot_clicks, 1);
+    assert_eq!(summary.unique_visitors, 3);
+    assert_eq!(summary.clicks_by_day.len(), 7, "every day of the window");
+    assert_eq!(summary.clicks_by_day.last().unwrap().clicks, 4);
+    assert_eq!(
+        summary.clicks_by_day.last().unwrap().date,
+        Utc::now().date_naive()
+    );
+    assert!(
+        summary.clicks_by_day[..6].iter().all(|d| d.clicks == 0),
+        "zero days included"
+    );
+    assert_eq!(summary.top_referrers[0].value, "news.example.com");
+    assert_eq!(summary.browsers[0].value, "Chrome");
+    assert_eq!(summary.browsers[0].count, 3);
+    assert_eq!(
+        summary.devices.iter().map(|d| d.count).sum::<u64>(),
+        4,
+        "bots stay out of breakdowns"
+    );
+    assert_eq!(summary.countries[0].value, "DE");
+    assert_eq!(
+        s.get_link(&me, link.id).await.unwrap().click_count,
+        4,
+        "click_count counts humans"
+    );
+    assert!(matches!(
+        s.analytics_summary(&me, &link.short_code, 0).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.analytics_summary(&me, &link.short_code, 366).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(
+        s.analytics_summary(&me, &link.short_code, 365)
+            .await
+            .unwrap()
+            .clicks_by_day
+            .len(),
+        365
+    );
+}
+
+#[tokio::test]
+async fn shutdown_drains_every_buffered_click() {
+    let s = Shortener::builder()
+        .analytics(AnalyticsConfig {
+            batch_size: 500,
+            flush_interval: Duration::from_secs(3600),
+            ..AnalyticsConfig::default()
+        })
+        .build()
+        .unwrap();
+    let me = user(&s, "drain@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/"), Some(&me))
+        .await
+        .unwrap();
+    for i in 0..1234 {
+        let ip = format!("11.0.{}.{}", i / 250, i % 250);
+        s.resolve(&link.short_code, &click(CHROME, &ip))
+            .await
+            .unwrap();
+    }
+    s.shutdown().await;
+    s.shutdown().await;
+    let summary = s.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    assert_eq!(
+        summary.total_clicks, 1234,
+        "nothing lost by a graceful shutdown"
+    );
+    assert_eq!(summary.unique_visitors, 1234);
+    let stats = s.stats();
+    assert_eq!(
+        (
+            stats.clicks_buffered,
+            stats.clicks_published,
+            stats.clicks_recorded,
+            stats.clicks_dropped
+        ),
+        (1234, 1234, 1234, 0)
+    );
+    s.resolve(&link.short_code, &click(CHROME, "8.8.8.8"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.stats().clicks_dropped,
+        1,
+        "after shutdown, clicks are refused and counted"
+    );
+}
+
+#[tokio::test]
+async fn a_full_buffer_drops_and_counts_instead_of_waiting() {
+    // A tiny bus that nobody drains: the buffer fills, redirects go on.
+    let s = Shortener::builder()
+        .event_bus(Arc::new(MemoryEventBus::new(1)))
+        .analytics(AnalyticsConfig {
+            buffer_capacity: 10,
+            run_worker: false,
+            ..fast_analytics()
+        })
+        .build()
+        .unwrap();
+    let link = s
+        .shorten(NewLink::new("https://example.com/"), None)
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        s.resolve(&link.short_code, &click(CHROME, "8.8.8.8"))
+            .await
+            .unwrap();
+    }
+    let stats = s.stats();
+    assert!(stats.clicks_dropped > 0, "{stats:?}");
+    assert_eq!(stats.clicks_buffered + stats.clicks_dropped, 200);
+}
+
+#[tokio::test]
+async fn replayed_events_are_counted_once() {
+    use hoplink::{EventBus, model::ClickEvent};
+    let bus = Arc::new(MemoryEventBus::new(1000));
+    let store = Arc::new(MemoryStore::new());
+    let s = Shortener::builder()
+        .store(store.clone())
+        .event_bus(bus.clone())
+        .analytics(fast_analytics())
+        .build()
+        .unwrap();
+    let me = user(&s, "replay@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/"), Some(&me))
+        .await
+        .unwrap();
+    let event = ClickEvent {
+        id: uuid::Uuid::now_v7(),
+        link_id: link.id,
+        short_code: link.short_code.clone(),
+        occurred_at: Utc::now(),
+        visitor: "abc".into(),
+        user_agent: Some(CHROME.into()),
+        referrer: None,
+        country: None,
+        counted_at_redirect: false,
+    };
+    for _ in 0..3 {
+        bus.publish(std::slice::from_ref(&event)).await.unwrap();
+    }
+    s.shutdown().await;
+    let summary = s.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    assert_eq!(summary.total_clicks, 1);
+    assert_eq!(s.stats().clicks_duplicate, 2);
+    assert_eq!(s.get_link(&me, link.id).await.unwrap().click_count, 1);
+}
+
+#[tokio::test]
+async fn two_instances_sharing_a_cache_never_serve_a_stale_link() {
+    let store = Arc::new(MemoryStore::new());
+    let cache = Arc::new(MemoryCache::new());
+    let build = || {
+        Shortener::builder()
+            .store(store.clone())
+            .cache(cache.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(), build());
+    let me = user(&a, "shared@example.com").await;
+    let link = a
+        .shorten(NewLink::new("https://example.com/v1"), Some(&me))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.resolve(&link.short_code, &head())
+            .await
+            .unwrap()
+            .location(),
+        "https://example.com/v1"
+    );
+    assert_eq!(
+        b.resolve(&link.short_code, &head())
+            .await
+            .unwrap()
+            .location(),
+        "https://example.com/v1"
+    );
+    a.update_link(
+        &me,
+        link.id,
+        LinkPatch {
+            original_url: Some("https://example.com/v2".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The broadcast is asynchronous within a process too; it lands before the next poll.
+    let mut location = String::new();
+    for _ in 0..50 {
+        location = b
+            .resolve(&link.short_code, &head())
+            .await
+            .unwrap()
+            .location()
+            .to_string();
+        if location.ends_with("v2") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(location, "https://example.com/v2");
+    a.delete_link(&me, link.id).await.unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if matches!(
+            b.resolve(&link.short_code, &head()).await,
+            Err(Error::NotFound { .. })
+        ) {
+            gone = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(gone, "the delete reaches the other instance");
+}
+
+#[tokio::test]
+async fn listing_with_pagination_and_filters() {
+    let s = shortener();
+    let me = user(&s, "list@example.com").await;
+    let other = user(&s, "other@example.com").await;
+    for i in 0..45 {
+        let req = NewLink {
+            tags: Some(vec![if i % 3 == 0 {
+                "three".into()
+            } else {
+                "misc".into()
+            }]),
+            title: Some(format!("Link number {i}")),
+            ..NewLink::new(format!("https://example.com/{i}"))
+        };
+        s.shorten(req, Some(&me)).await.unwrap();
+    }
+    s.shorten(NewLink::new("https://example.com/x"), Some(&other))
+        .await
+        .unwrap();
+    let first = s.list_links(&me, ListOptions::default()).await.unwrap();
+    assert_eq!(first.items.len(), 20);
+    assert_eq!(
+        first.items[0].title.as_deref(),
+        Some("Link number 44"),
+        "newest first"
+    );
+    let mut all = first.items.clone();
+    let mut cursor = first.next_cursor.map(|c| c.encode());
+    while let Some(c) = cursor {
+        let page = s
+            .list_links(
+                &me,
+                ListOptions {
+                    cursor: Some(c),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        all.extend(page.items);
+        cursor = page.next_cursor.map(|c| c.encode());
+    }
+    assert_eq!(all.len(), 45);
+    let tagged = s
+        .list_links(
+            &me,
+            ListOptions {
+                tag: Some("three".into()),
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tagged.items.len(), 15);
+    let searched = s
+        .list_links(
+            &me,
+            ListOptions {
+                query: Some("NUMBER 4".into()),
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(searched.items.len(), 6, "4 and 40..44");
+    for bad in [0, 101] {
+        assert!(matches!(
+            s.list_links(
+                &me,
+                ListOptions {
+                    limit: Some(bad),
+                    ..Default::default()
+                }
+            )
+            .await,
+            Err(Error::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        s.list_links(
+            &me,
+            ListOptions {
+                cursor: Some("garbage!".into()),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(Error::Invalid {
+            code: "invalid_cursor",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn bulk_create_reports_each_item() {
+    let s = shortener();
+    let me = user(&s, "bulk@example.com").await;
+    let items = vec![
+        NewLink::new("https://example.com/1"),
+        NewLink::new("ftp://example.com/"),
+        NewLink {
+            custom_alias: Some("bulk-one".into()),
+            ..NewLink::new("https://example.com/3")
+        },
+        NewLink {
+            custom_alias: Some("bulk-one".into()),
+            ..NewLink::new("https://example.com/4")
+        },
+    ];
+    let results = s.shorten_many(items, Some(&me)).await.unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(Error::Invalid { .. })));
+    assert!(results[2].is_ok());
+    assert!(matches!(results[3], Err(Error::Conflict { .. })));
+    let too_many = vec![NewLink::new("https://example.com/"); 1001];
+    assert!(matches!(
+        s.shorten_many(too_many, Some(&me)).await,
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn qr_codes() {
+    let s = shortener();
+    let link = s
+        .shorten(NewLink::new("https://example.com/"), None)
+        .await
+        .unwrap();
+    let png = s
+        .qr_code(
+            QrContent::ShortCode(link.short_code.clone()),
+            QrFormat::Png,
+            256,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let svg = s
+        .qr_code(QrContent::ShortCode(link.short_code), QrFormat::Svg, 512)
+        .await
+        .unwrap();
+    assert!(String::from_utf8(svg).unwrap().contains("<svg"));
+    assert!(matches!(
+        s.qr_code(QrContent::ShortCode("missing1".into()), QrFormat::Png, 256)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        s.qr_code(
+            QrContent::Url("https://example.com/any".into()),
+            QrFormat::Png,
+            64
+        )
+        .await
+        .is_ok()
+    );
+    assert!(matches!(
+        s.qr_code(QrContent::Url("javascript:1".into()), QrFormat::Png, 64)
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.qr_code(
+            QrContent::Url("https://example.com".into()),
+            QrFormat::Png,
+            10
+        )
+        .await,
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn accounts_tokens_and_reuse_detection() {
+    let s = shortener();
+    let user = s
+        .register("Ada@Example.com", "password123", Some("Ada"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.register("ada@example.com", "password123", None).await,
+        Err(Error::Conflict {
+            code: "email_taken",
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.register("not-an-email", "password123", None).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.register("x@example.com", "short", None).await,
+        Err(Error::Invalid {
+            code: "weak_password",
+            ..
+        })
+    ));
+
+    let wrong = s
+        .login("ada@example.com", "wrong-password")
+        .await
+        .unwrap_err();
+    let unknown = s
+        .login("nobody@example.com", "password123")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wrong.to_string(),
+        unknown.to_string(),
+        "one answer for both"
+    );
+
+    let pair = s.login("ADA@example.com", "password123").await.unwrap();
+    assert_eq!(pair.token_type, "bearer");
+    let me = s.authenticate_bearer(&pair.access_token).await.unwrap();
+    assert_eq!(me.user_id, user.id);
+    assert_eq!(s.user(&me).await.unwrap().email, "Ada@Example.com");
+    assert!(s.authenticate_bearer("garbage").await.is_err());
+
+    let second = s.refresh(&pair.refresh_token).await.unwrap();
+    assert_ne!(second.refresh_token, pair.refresh_token);
+    assert!(s.authenticate_bearer(&second.access_token).await.is_ok());
+    // Presenting the dead token again: the whole login dies.
+    assert!(matches!(
+        s.refresh(&pair.refresh_token).await,
+        Err(Error::Unauthorized { .. })
+    ));
+    assert!(
+        s.refresh(&second.refresh_token).await.is_err(),
+        "the successor is revoked too"
+    );
+    assert!(
+        s.authenticate_bearer(&second.access_token).await.is_err(),
+        "and its access tokens"
+    );
+
+    let other_login = s.login("ada@example.com", "password123").await.unwrap();
+    assert!(
+        s.authenticate_bearer(&other_login.access_token)
+            .await
+            .is_ok(),
+        "other logins live on"
+    );
+    s.logout(&other_login.refresh_token).await.unwrap();
+    assert!(s.refresh(&other_login.refresh_token).await.is_err());
+    assert!(
+        s.authenticate_bearer(&other_login.access_token)
+            .await
+            .is_err()
+    );
+    s.logout("unknown").await.unwrap();
+}
+
+#[tokio::test]
+async fn api_keys_work_until_revoked() {
+    let s = shortener();
+    let me = user(&s, "keys@example.com").await;
+    let (key, secret) = s.create_api_key(&me, "ci").await.unwrap();
+    assert_eq!(s.authenticate_api_key(&secret).await.unwrap(), me);
+    let listed = s.list_api_keys(&me).await.unwrap();
+    assert_eq!(listed, vec![key.clone()]);
+    assert!(secret.starts_with(&key.prefix));
+    let stranger = user(&s, "stranger@example.com").await;
+    assert!(matches!(
+        s.revoke_api_key(&stranger, key.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    s.revoke_api_key(&me, key.id).await.unwrap();
+    assert!(s.authenticate_api_key(&secret).await.is_err());
+    assert!(s.authenticate_api_key("hlk_forged").await.is_err());
+    assert!(matches!(
+        s.create_api_key(&me, "  ").await,
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn rate_limits_per_scope() {
+    let s = Shortener::builder()
+        .rate_limits(RateLimits {
+            anonymous: Quota::new(3, Duration::from_secs(60)),
+            login: None,
+            ..RateLimits::default()
+        })
+        .build()
+        .unwrap();
+    for remaining in [2, 1, 0] {
+        let d = s
+            .check_rate_limit(LimitScope::Anonymous, "203.0.113.1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.remaining, remaining);
+    }
+    let refused = s
+        .check_rate_limit(LimitScope::Anonymous, "203.0.113.1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!refused.allowed && refused.retry_after.is_some());
+    assert!(
+        s.check_rate_limit(LimitScope::Anonymous, "203.0.113.2")
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
+    assert_eq!(
+        s.check_rate_limit(LimitScope::Login, "x").await.unwrap(),
+        None,
+        "off"
+    );
+    let long_subject = "x".repeat(500);
+    assert!(
+        s.check_rate_limit(LimitScope::Redirect, &long_subject)
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
+}
+
+#[tokio::test]
+async fn health_reports_every_component() {
+    let s = Shortener::builder()
+        .cache(Arc::new(MemoryCache::new()))
+        .build()
+        .unwrap();
+    let report = s.health().await;
+    assert!(report.is_healthy() && !report.is_degraded());
+    let names: Vec<&str> = report.components.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        ["store", "cache", "rate_limiter", "id_allocator", "bus"]
+    );
+}
+
+#[test]
+fn build_outside_a_runtime_is_an_error_not_a_panic() {
+    assert!(Shortener::builder().build().is_err());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert!(matches!(
+            Shortener::builder().base_url("ftp://x").build(),
+            Err(Error::Invalid { .. })
+        ));
+    });
+}
