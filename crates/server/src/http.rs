@@ -1,0 +1,363 @@
+//! The HTTP layer around the routes: request ids, logs, metrics, problem documents for
+//! every error, authentication and rate limits.
+
+use crate::metrics::route_label;
+use crate::problem::{Problem, ceil_secs, problem_of, problem_response_of_poem_error};
+use crate::state::AppState;
+use hoplink::{LimitScope, RateLimitDecision};
+use ipnet::IpNet;
+use poem::http::{HeaderValue, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Request id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The token of an `Authorization: Bearer` value.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Compares secrets without an early exit.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// The client address: the socket peer, or, when the peer is a trusted proxy, the
+/// rightmost `X-Forwarded-For` address that is not a trusted proxy.
+pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+    Some(resolve_client(peer, req.headers(), trusted))
+}
+
+/// [`client_ip`] once the peer is known.
+pub fn resolve_client(peer: IpAddr, headers: &poem::http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>().map(canonical) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// An IP address as text without allocating (the flood guard runs on every redirect).
+pub struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    /// Formats `ip`.
+    pub fn new(ip: IpAddr) -> Self {
+        let mut text = IpText {
+            buf: [0; 48],
+            len: 0,
+        };
+        let _ = write!(text, "{ip}");
+        text
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("unknown")
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Adds the `RateLimit-*` headers of a decision.
+pub fn add_rate_limit_headers(resp: &mut Response, d: &RateLimitDecision) {
+    let headers = resp.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(ceil_secs(d.reset_after)),
+    );
+}
+
+/// The 429 answer of a refused decision.
+pub fn too_many_requests(d: &RateLimitDecision) -> Response {
+    let retry = ceil_secs(d.retry_after.unwrap_or_default()).max(1);
+    let mut resp = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; retry after {retry} s"),
+    )
+    .into_response_with(&[("retry-after", retry.to_string())]);
+    add_rate_limit_headers(&mut resp, d);
+    resp
+}
+
+/// Outermost layer of every route: request id, log line, metrics, and problem
+/// documents for any error left.
+pub struct Observe<E> {
+    pub(crate) inner: E,
+    pub(crate) state: Arc<AppState>,
+}
+
+impl<E: Endpoint> Endpoint for Observe<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let request_id = match req.headers().get(REQUEST_ID) {
+            Some(v) if valid_request_id(v) => v.clone(),
+            _ => {
+                let id = HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                    .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+                req.headers_mut().insert(REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let too_large = req
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|len| len > crate::MAX_BODY_BYTES as u64);
+        let route = route_label(req.uri().path());
+        let is_redirect = route == 0;
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let span = if is_redirect {
+            tracing::debug_span!("request", request_id = request_id.to_str().unwrap_or(""), %method, %path)
+        } else {
+            tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""), %method, %path)
+        };
+        let mut resp = if too_large {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::MAX_BODY_BYTES
+                ),
+            )
+            .into_response_with(&[])
+        } else {
+            match self.inner.call(req).instrument(span.clone()).await {
+                Ok(output) => output.into_response(),
+                Err(error) => problem_response_of_poem_error(error),
+            }
+        };
+        let status = resp.status();
+        resp.headers_mut().insert(REQUEST_ID, request_id);
+        self.state.metrics.record(route, status.as_u16());
+        let took = started.elapsed();
+        if is_redirect {
+            self.state.metrics.observe_redirect(took);
+            span.in_scope(|| {
+                tracing::debug!(
+                    status = status.as_u16(),
+                    micros = took.as_micros() as u64,
+                    "answered"
+                )
+            });
+        } else if status.is_server_error() {
+            span.in_scope(|| {
+                tracing::error!(
+                    status = status.as_u16(),
+                    micros = took.as_micros() as u64,
+                    "answered"
+                )
+            });
+        } else {
+            span.in_scope(|| {
+                tracing::info!(
+                    status = status.as_u16(),
+                    micros = took.as_micros() as u64,
+                    "answered"
+                )
+            });
+        }
+        Ok(resp)
+    }
+}
+
+/// The `/api/v1` layer: authenticates presented credentials once (handlers' security
+/// schemes read the result) and applies the rate limit of the request's scope.
+pub struct ApiGuard<E> {
+    pub(crate) inner: E,
+    pub(crate) state: Arc<AppState>,
+}
+
+impl<E: Endpoint> Endpoint for ApiGuard<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let shortener = &self.state.shortener;
+        let path = req.uri().path().to_string();
+        let is_token_route = path.starts_with("/api/v1/auth/") && !path.ends_with("/me");
+        let mut principal = None;
+        if !is_token_route {
+            let authorization = req
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().map(str::to_string));
+            let api_key = req
+                .headers()
+                .get("x-api-key")
+                .map(|v| v.to_str().map(str::to_string));
+            let outcome = match (authorization, api_key) {
+                (Some(Ok(value)), _) => match bearer_token(&value) {
+                    Some(token) => Some(shortener.authenticate_bearer(token).await),
+                    None => Some(Err(hoplink::Error::Unauthorized {
+                        reason: "unsupported scheme",
+                    })),
+                },
+                (None, Some(Ok(key))) => Some(shortener.authenticate_api_key(key.trim()).await),
+                (Some(Err(_)), _) | (None, Some(Err(_))) => {
+                    Some(Err(hoplink::Error::Unauthorized {
+                        reason: "unreadable credentials",
+                    }))
+                }
+                (None, None) => None,
+            };
+            match outcome {
+                Some(Ok(p)) => principal = Some(p),
+                Some(Err(e)) => {
+                    let problem = problem_of(&e);
+                    let extra = if problem.status == 401 {
+                        vec![(
+                            "WWW-Authenticate",
+                            crate::problem::WWW_AUTHENTICATE.to_string(),
+                        )]
+                    } else {
+                        Vec::new()
+                    };
+                    return Ok(problem.into_response_with(&extra));
+                }
+                None => {}
+            }
+        }
+        if let Some(p) = principal {
+            req.extensions_mut().insert(p);
+        }
+
+        let decision = if path == "/api/v1/health" {
+            None
+        } else {
+            let ip = client_ip(&req, &self.state.config.trusted_proxies);
+            let ip_text = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            let (scope, subject) = match (req.method(), path.as_str()) {
+                (&Method::POST, "/api/v1/auth/register") => (LimitScope::Register, ip_text),
+                (&Method::POST, "/api/v1/auth/login") => (LimitScope::Login, ip_text),
+                _ => match principal {
+                    Some(p) => (LimitScope::Authenticated, p.user_id.to_string()),
+                    None => (LimitScope::Anonymous, ip_text),
+                },
+            };
+            match shortener.check_rate_limit(scope, &subject).await {
+                Ok(decision) => decision,
+                Err(e) => {
+                    // Fail open: a limiter outage must not take the API down with it.
+                    tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
+                    None
+                }
+            }
+        };
+        if let Some(d) = &decision
+            && !d.allowed
+        {
+            self.state.metrics.rate_limited();
+            return Ok(too_many_requests(d));
+        }
+        let mut resp = match self.inner.call(req).await {
+            Ok(output) => output.into_response(),
+            Err(error) => problem_response_of_poem_error(error),
+        };
+        if let Some(d) = &decision {
+            add_rate_limit_headers(&mut resp, d);
+        }
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |peer: &str, xff: Option<&str>| {
+            let mut headers = poem::http::HeaderMap::new();
+            if let Some(x) = xff {
+                headers.insert("x-forwarded-for", x.parse().unwrap());
+            }
+            resolve_client(peer.parse().unwrap(), &headers, &trusted).to_string()
+        };
+        assert_eq!(
+            ip("203.0.113.5", Some("1.2.3.4")),
+            "203.0.113.5",
+            "untrusted peer: header ignored"
+        );
+        assert_eq!(ip("10.0.0.1", Some("1.2.3.4")), "1.2.3.4");
+        assert_eq!(
+            ip("10.0.0.1", Some("6.6.6.6, 1.2.3.4, 10.0.0.7")),
+            "1.2.3.4",
+            "rightmost untrusted hop"
+        );
+        assert_eq!(ip("10.0.0.1", None), "10.0.0.1");
+        assert_eq!(ip("10.0.0.1", Some("garbage")), "10.0.0.1");
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert!(
+            constant_time_eq(b"abc", b"abc")
+                && !constant_time_eq(b"abc", b"abd")
+                && !constant_time_eq(b"a", b"ab")
+        );
+        assert_eq!(
+            IpText::new("2001:db8::1".parse().unwrap()).as_str(),
+            "2001:db8::1"
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! `hoplink-server`: the HTTP API of hoplink on poem + poem-openapi, a thin adapter over
+//! [`hoplink::Shortener`].
+//!
+//! The binary is `hoplink`: with no subcommand it serves, `hoplink openapi` prints the
+//! OpenAPI document. [`start`] runs the same server inside another program (the
+//! end-to-end tests use it).
+
+pub mod api;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod problem;
+mod redirect;
+pub mod spec;
+pub mod state;
+
+use crate::api::Api;
+use crate::config::{Config, EventBusKind, LogFormat};
+use crate::http::{ApiGuard, Observe};
+use crate::metrics::Metrics;
+use crate::redirect::RedirectEndpoint;
+use crate::state::AppState;
+use hoplink::{AnalyticsConfig, Shortener};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::Html;
+use poem::{Endpoint, IntoEndpoint, Route, RouteMethod};
+use poem_openapi::{ExtraHeader, OpenApiService};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Largest accepted request body (a full bulk request fits).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting is unusable.
+    Config(String),
+    /// The listener could not bind.
+    Bind(std::io::Error),
+}
+
+impl std::error::Error for StartError {}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(m) => write!(f, "invalid configuration: {m}"),
+            StartError::Bind(e) => write!(f, "cannot listen: {e}"),
+        }
+    }
+}
+
+fn secret_u64(secret: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Stable across processes and builds (SipHash with fixed keys, via DefaultHasher::new).
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(0x686f_706c, 0x696e_6b21);
+    secret.hash(&mut h);
+    h.finish()
+}
+
+/// Builds the service from the configuration.
+pub fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
+    if let Some(url) = &config.database_url {
+        let _ = url;
+        return Err(StartError::Config(
+            "DATABASE_URL is set, but this build has no PostgreSQL backend yet; unset it to use the in-memory store".into(),
+        ));
+    }
+    if config.redis_url.is_some() {
+        return Err(StartError::Config(
+            "REDIS_URL is set, but this build has no Redis backend yet; unset it to use the in-memory cache and limiter".into(),
+        ));
+    }
+    match config.event_bus {
+        EventBusKind::Memory => {}
+        EventBusKind::Redis => {
+            return Err(StartError::Config(
+                "EVENT_BUS=redis needs the Redis backend, which this build does not have yet"
+                    .into(),
+            ));
+        }
+        EventBusKind::Kafka => {
+            return Err(StartError::Config(
+                "EVENT_BUS=kafka needs the Kafka backend, which this build does not have yet"
+                    .into(),
+            ));
+        }
+    }
+    let mut builder = Shortener::builder()
+        .base_url(config.base_url.clone())
+        .rate_limits(config.rate_limits())
+        .analytics(AnalyticsConfig {
+            batch_size: config.analytics_batch_size,
+            flush_interval: Duration::from_millis(config.analytics_flush_ms),
+            ..AnalyticsConfig::default()
+        });
+    match &config.jwt_secret {
+        Some(secret) if secret.len() < 16 => {
+            return Err(StartError::Config(
+                "JWT_SECRET must be at least 16 characters".into(),
+            ));
+        }
+        Some(secret) => {
+            builder = builder
+                .jwt_secret(secret.as_bytes().to_vec())
+                .code_secret(secret_u64(secret));
+        }
+        None => tracing::warn!(
+            "JWT_SECRET is not set: using a random secret, so tokens die with this process and instances cannot share them"
+        ),
+    }
+    builder
+        .build()
+        .map_err(|e| StartError::Config(e.to_string()))
+}
+
+fn api_service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
+    OpenApiService::new(Api { state }, "hoplink", env!("CARGO_PKG_VERSION"))
+        .description("URL shortener API. Errors are RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`. Rate-limited routes send `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.")
+        .extra_response_header::<String, _>(
+            ExtraHeader::new("X-Request-Id").description("Echoed from the request, or generated"),
+        )
+}
+
+/// The OpenAPI document the server serves (and `openapi/openapi.json` holds).
+pub fn openapi_document(state: Arc<AppState>) -> String {
+    spec::complete(&api_service(state).spec())
+}
+
+/// The whole application: API, redirects, docs, spec and metrics, with every layer.
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let service = api_service(state.clone());
+    let generated = service.spec();
+    let document = spec::complete(&generated);
+    let docs_html = service.swagger_ui_html().replace(&generated, &document);
+    let api = ApiGuard {
+        inner: service.into_endpoint(),
+        state: state.clone(),
+    };
+    let redirect = || RedirectEndpoint {
+        state: state.clone(),
+    };
+    let document_json = document.clone();
+    let routes = Route::new()
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(document_json.clone())
+            }),
+        )
+        .at(
+            "/docs",
+            poem::endpoint::make_sync(move |_| Html(docs_html.clone())),
+        )
+        .at(
+            "/:short_code",
+            RouteMethod::new().get(redirect()).head(redirect()),
+        )
+        .nest_no_strip("/api", api)
+        .at("/metrics", api_service(state.clone()).into_endpoint());
+    Observe {
+        inner: routes,
+        state,
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The service (for tests and embedding).
+    pub shortener: Shortener,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, then drains and flushes clicks.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let served = match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        self.shortener.shutdown().await;
+        served
+    }
+
+    /// Waits until the server stops on its own or `signal` fires, then stops it.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: finishing requests, flushing clicks");
+        self.stop().await
+    }
+}
+
+/// Starts the server on `config.bind` (port 0 picks a free port).
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let shortener = build_shortener(&config)?;
+    let bind = config.bind;
+    let state = Arc::new(AppState {
+        shortener: shortener.clone(),
+        config,
+        metrics: Metrics::default(),
+    });
+    let acceptor = TcpListener::bind(bind)
+        .into_acceptor()
+        .await
+        .map_err(StartError::Bind)?;
+    let addr = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|a| a.as_socket_addr().copied())
+        .unwrap_or(bind);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(
+        poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            app(state),
+            async {
+                let _ = rx.await;
+            },
+            Some(Duration::from_secs(30)),
+        ),
+    );
+    tracing::info!(%addr, "listening");
+    Ok(Server {
+        addr,
+        shortener,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Sets up logging (`RUST_LOG` filters, default `info`).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}

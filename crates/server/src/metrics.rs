@@ -1,0 +1,275 @@
+//! Prometheus metrics: lock-free counters, rendered in the text format on demand.
+
+use hoplink::StatsSnapshot;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Route labels: bounded, so label cardinality is too.
+pub const ROUTES: &[&str] = &[
+    "/{short_code}",
+    "/api/v1/urls",
+    "/api/v1/urls/bulk",
+    "/api/v1/urls/{id}",
+    "/api/v1/analytics/{short_code}/summary",
+    "/api/v1/qr",
+    "/api/v1/qr/{short_code}",
+    "/api/v1/auth/register",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/me",
+    "/api/v1/api-keys",
+    "/api/v1/api-keys/{id}",
+    "/api/v1/health",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "other",
+];
+
+const STATUSES: &[u16] = &[
+    200, 201, 204, 301, 302, 307, 308, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500,
+    503,
+];
+
+/// Upper bounds of the redirect latency buckets, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// The route label of a path.
+pub fn route_label(path: &str) -> usize {
+    let find = |label: &str| {
+        ROUTES
+            .iter()
+            .position(|r| *r == label)
+            .unwrap_or(ROUTES.len() - 1)
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] => find("other"),
+        ["metrics"] => find("/metrics"),
+        ["openapi.json"] => find("/openapi.json"),
+        ["docs", ..] => find("/docs"),
+        [_single] => 0,
+        ["api", "v1", "urls"] => find("/api/v1/urls"),
+        ["api", "v1", "urls", "bulk"] => find("/api/v1/urls/bulk"),
+        ["api", "v1", "urls", _] => find("/api/v1/urls/{id}"),
+        ["api", "v1", "analytics", _, "summary"] => find("/api/v1/analytics/{short_code}/summary"),
+        ["api", "v1", "qr"] => find("/api/v1/qr"),
+        ["api", "v1", "qr", _] => find("/api/v1/qr/{short_code}"),
+        ["api", "v1", "auth", what] => find(&format!("/api/v1/auth/{what}")),
+        ["api", "v1", "api-keys"] => find("/api/v1/api-keys"),
+        ["api", "v1", "api-keys", _] => find("/api/v1/api-keys/{id}"),
+        ["api", "v1", "health"] => find("/api/v1/health"),
+        _ => find("other"),
+    }
+}
+
+/// Counters of the HTTP layer.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Vec<AtomicU64>,
+    other_status: Vec<AtomicU64>,
+    latency_buckets: Vec<AtomicU64>,
+    latency_count: AtomicU64,
+    latency_sum_nanos: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
+        Metrics {
+            requests: zeros(ROUTES.len() * STATUSES.len()),
+            other_status: zeros(ROUTES.len()),
+            latency_buckets: zeros(LATENCY_BUCKETS.len()),
+            latency_count: AtomicU64::new(0),
+            latency_sum_nanos: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a response.
+    pub fn record(&self, route: usize, status: u16) {
+        match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.requests[route * STATUSES.len() + i].fetch_add(1, Ordering::Relaxed),
+            None => self.other_status[route].fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Records the time a redirect took.
+    pub fn observe_redirect(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused by a rate limit.
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, stats: &StatsSnapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        out.push_str("# HELP hoplink_http_requests_total HTTP responses by route and status.\n# TYPE hoplink_http_requests_total counter\n");
+        for (ri, route) in ROUTES.iter().enumerate() {
+            for (si, status) in STATUSES.iter().enumerate() {
+                let n = r(&self.requests[ri * STATUSES.len() + si]);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "hoplink_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+            let n = r(&self.other_status[ri]);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "hoplink_http_requests_total{{route=\"{route}\",status=\"other\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP hoplink_redirect_duration_seconds Time to answer a redirect.\n# TYPE hoplink_redirect_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += r(&self.latency_buckets[i]);
+            let _ = writeln!(
+                out,
+                "hoplink_redirect_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = r(&self.latency_count);
+        let _ = writeln!(
+            out,
+            "hoplink_redirect_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "hoplink_redirect_duration_seconds_sum {}",
+            r(&self.latency_sum_nanos) as f64 / 1e9
+        );
+        let _ = writeln!(out, "hoplink_redirect_duration_seconds_count {count}");
+        let counters: [(&str, &str, u64); 12] = [
+            (
+                "hoplink_rate_limited_total",
+                "Requests refused by a rate limit.",
+                r(&self.rate_limited),
+            ),
+            (
+                "hoplink_cache_hits_total",
+                "Redirects answered from the in-process cache.",
+                stats.cache_hits,
+            ),
+            (
+                "hoplink_cache_misses_total",
+                "Redirects that looked past the in-process cache.",
+                stats.cache_misses,
+            ),
+            (
+                "hoplink_shared_cache_errors_total",
+                "Failed shared-cache calls (served from the store).",
+                stats.shared_cache_errors,
+            ),
+            (
+                "hoplink_invalidation_failures_total",
+                "Cache invalidations the shared cache did not take.",
+                stats.invalidation_failures,
+            ),
+            (
+                "hoplink_click_events_buffered_total",
+                "Clicks accepted into the buffer.",
+                stats.clicks_buffered,
+            ),
+            (
+                "hoplink_click_events_dropped_total",
+                "Clicks dropped: buffer full or closed.",
+                stats.clicks_dropped,
+            ),
+            (
+                "hoplink_click_events_published_total",
+                "Clicks published to the event bus.",
+                stats.clicks_published,
+            ),
+            (
+                "hoplink_click_events_publish_failures_total",
+                "Failed publish attempts (retried).",
+                stats.publish_failures,
+            ),
+            (
+                "hoplink_click_events_flushed_total",
+                "Clicks written to the analytics store.",
+                stats.clicks_recorded,
+            ),
+            (
+                "hoplink_click_events_duplicate_total",
+                "Redelivered clicks recognised as already written.",
+                stats.clicks_duplicate,
+            ),
+            (
+                "hoplink_click_events_flush_failures_total",
+                "Failed analytics batch writes (retried).",
+                stats.record_failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let buffered = stats.clicks_buffered.saturating_sub(stats.clicks_published);
+        let _ = writeln!(
+            out,
+            "# HELP hoplink_click_events_pending Clicks buffered and not yet published.\n# TYPE hoplink_click_events_pending gauge\nhoplink_click_events_pending {buffered}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(ROUTES[route_label("/abc1234")], "/{short_code}");
+        assert_eq!(
+            ROUTES[route_label("/api/v1/urls/0190-x")],
+            "/api/v1/urls/{id}"
+        );
+        assert_eq!(
+            ROUTES[route_label("/api/v1/auth/login")],
+            "/api/v1/auth/login"
+        );
+        assert_eq!(ROUTES[route_label("/api/v1/auth/evil")], "other");
+        assert_eq!(ROUTES[route_label("/a/b/c/d")], "other");
+        assert_eq!(ROUTES[route_label("/docs/oauth-receiver.html")], "/docs");
+    }
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.record(0, 302);
+        m.record(0, 302);
+        m.record(1, 418);
+        m.observe_redirect(Duration::from_micros(80));
+        let text = m.render(&StatsSnapshot::default());
+        assert!(
+            text.contains("hoplink_http_requests_total{route=\"/{short_code}\",status=\"302\"} 2")
+        );
+        assert!(text.contains("status=\"other\"} 1"));
+        assert!(text.contains("hoplink_redirect_duration_seconds_bucket{le=\"0.0001\"} 1"));
+        assert!(text.contains("hoplink_redirect_duration_seconds_count 1"));
+    }
+}

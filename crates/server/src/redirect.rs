@@ -1,0 +1,105 @@
+//! `GET|HEAD /{short_code}`: the hot path, a plain poem endpoint (no OpenAPI extraction
+//! layers: that framing costs about a sixth of the throughput). Its OpenAPI description
+//! is added to the document by [`crate::spec`].
+
+use crate::http::{IpText, add_rate_limit_headers, client_ip, too_many_requests};
+use crate::problem::problem_of;
+use crate::state::AppState;
+use hoplink::{LimitScope, Visit};
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Endpoint, Request, Response};
+use std::sync::Arc;
+
+/// Answers redirects.
+pub struct RedirectEndpoint {
+    pub(crate) state: Arc<AppState>,
+}
+
+const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
+
+impl Endpoint for RedirectEndpoint {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let state = &*self.state;
+        let code = req.uri().path().trim_start_matches('/');
+        let ip = client_ip(&req, &state.config.trusted_proxies);
+        let decision = match ip {
+            Some(ip) => match state
+                .shortener
+                .check_rate_limit(LimitScope::Redirect, IpText::new(ip).as_str())
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redirect flood guard unavailable; allowing");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(d) = &decision
+            && !d.allowed
+        {
+            state.metrics.rate_limited();
+            return Ok(too_many_requests(d));
+        }
+        let headers = req.headers();
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let country = match &state.config.country_header {
+            Some(name)
+                if ip.is_some()
+                    && req.remote_addr().as_socket_addr().is_some_and(|a| {
+                        state
+                            .config
+                            .trusted_proxies
+                            .iter()
+                            .any(|n| n.contains(&a.ip()))
+                    }) =>
+            {
+                text(name.as_str())
+            }
+            _ => None,
+        };
+        let visit = Visit {
+            client_ip: ip,
+            user_agent: text("user-agent"),
+            referrer: text("referer"),
+            country,
+            count: req.method() != Method::HEAD,
+        };
+        let mut resp = match state.shortener.resolve(code, &visit).await {
+            Ok(redirect) => {
+                let status = StatusCode::from_u16(redirect.redirect_type().status())
+                    .unwrap_or(StatusCode::FOUND);
+                match HeaderValue::from_str(redirect.location()) {
+                    Ok(location) => {
+                        let mut resp = Response::builder()
+                            .status(status)
+                            .header(header::LOCATION, location)
+                            .finish();
+                        if !redirect.redirect_type().is_permanent() {
+                            resp.headers_mut()
+                                .insert(header::CACHE_CONTROL, PRIVATE_NO_CACHE);
+                        }
+                        resp
+                    }
+                    Err(_) => {
+                        tracing::error!(code, "stored URL is not a valid Location header");
+                        problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
+                            .into_response_with(&[])
+                    }
+                }
+            }
+            Err(e) => problem_of(&e).into_response_with(&[]),
+        };
+        if let Some(d) = &decision {
+            add_rate_limit_headers(&mut resp, d);
+        }
+        Ok(resp)
+    }
+}
