@@ -1,0 +1,1312 @@
+//! End-to-end: the server on an ephemeral loopback port, driven over real HTTP.
+
+use hoplink_server::config::Config;
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+const TWITTERBOT: &str = "Twitterbot/1.0";
+
+struct App {
+    server: hoplink_server::Server,
+    client: Client,
+    base: String,
+}
+
+async fn app_with(extra: &[&str]) -> App {
+    let defaults = [
+        ("--bind", "127.0.0.1:0"),
+        ("--base-url", "https://sho.rt"),
+        ("--analytics-flush-ms", "50"),
+        ("--rate-limit-anon", "off"),
+        ("--rate-limit-auth", "off"),
+        ("--rate-limit-register", "off"),
+        ("--rate-limit-login", "off"),
+        ("--rate-limit-redirect", "off"),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    let config = Config::from_args(args).expect("config");
+    let server = hoplink_server::start(config).await.expect("server starts");
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = server.url();
+    App {
+        server,
+        client,
+        base,
+    }
+}
+
+async fn app() -> App {
+    app_with(&[]).await
+}
+
+impl App {
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut r = self.req(method, path).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.unwrap();
+        decode(resp).await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut r = self.req(Method::GET, path);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        decode(r.send().await.unwrap()).await
+    }
+
+    /// Registers and logs in; returns the access token.
+    async fn user(&self, email: &str) -> String {
+        let (s, _) = self
+            .json(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, body) = self
+            .json(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn shorten(&self, token: Option<&str>, body: Value) -> Value {
+        let (s, link) = self.json(Method::POST, "/api/v1/urls", token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{link}");
+        link
+    }
+
+    async fn visit(&self, code: &str, ua: &str) -> Response {
+        self.req(Method::GET, &format!("/{code}"))
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn decode(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let problem = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("application/problem+json"));
+    let text = resp.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_client_error() || status.is_server_error() {
+        assert!(problem, "errors are problem documents: {status} {text}");
+        assert_eq!(value["status"], status.as_u16(), "{text}");
+        assert!(
+            value["code"].is_string()
+                && value["type"].is_string()
+                && value["title"].is_string()
+                && value["detail"].is_string(),
+            "{text}"
+        );
+    }
+    (status, value)
+}
+
+#[tokio::test]
+async fn served_spec_equals_the_committed_one() {
+    let app = app().await;
+    let served = app
+        .req(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../openapi/openapi.json"
+    ))
+    .unwrap();
+    assert!(
+        served == committed,
+        "openapi/openapi.json is stale: regenerate it with `cargo run -p hoplink-server -- openapi > openapi/openapi.json`"
+    );
+    let spec: Value = serde_json::from_str(&served).unwrap();
+    for path in [
+        "/api/v1/urls",
+        "/api/v1/urls/{id}",
+        "/api/v1/urls/bulk",
+        "/api/v1/analytics/{short_code}/summary",
+        "/api/v1/qr",
+        "/api/v1/qr/{short_code}",
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/me",
+        "/api/v1/api-keys",
+        "/api/v1/api-keys/{id}",
+        "/api/v1/health",
+        "/metrics",
+        "/{short_code}",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(spec["components"]["securitySchemes"]["BearerAuth"].is_object());
+    assert!(spec["components"]["securitySchemes"]["ApiKeyAuth"].is_object());
+    let docs = app.req(Method::GET, "/docs").send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text().await.unwrap().contains("/{short_code}"),
+        "the docs UI shows the redirect route too"
+    );
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn redirect_semantics() {
+    let app = app().await;
+    let token = app.user("redirect@example.com").await;
+    let link = app
+        .shorten(
+            Some(&token),
+            json!({"original_url": "https://example.com/a"}),
+        )
+        .await;
+    let code = link["short_code"].as_str().unwrap();
+    assert_eq!(link["short_url"], format!("https://sho.rt/{code}"));
+    let resp = app.visit(code, CHROME).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "https://example.com/a");
+    assert_eq!(resp.headers()["cache-control"], "private, max-age=0");
+    let head = app
+        .req(Method::HEAD, &format!("/{code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::FOUND);
+    assert_eq!(head.headers()["location"], "https://example.com/a");
+
+    let permanent = app
+        .shorten(
+            None,
+            json!({"original_url": "https://example.com/p", "redirect_type": 301}),
+        )
+        .await;
+    let resp = app
+        .visit(permanent["short_code"].as_str().unwrap(), CHROME)
+        .await;
+    assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
+    assert!(resp.headers().get("cache-control").is_none());
+    for status in [307u16, 308] {
+        let l = app
+            .shorten(
+                None,
+                json!({"original_url": "https://example.com/t", "redirect_type": status}),
+            )
+            .await;
+        assert_eq!(
+            app.visit(l["short_code"].as_str().unwrap(), CHROME)
+                .await
+                .status()
+                .as_u16(),
+            status
+        );
+    }
+    let (s, p) = app
+        .json(
+            Method::POST,
+            "/api/v1/urls",
+            None,
+            json!({"original_url": "https://example.com/", "redirect_type": 303}),
+        )
+        .await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("redirect_type"))
+    );
+
+    let (s, p) = decode(app.visit("doesnotexist", CHROME).await).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // Edits are visible on the very next redirect.
+    let id = link["id"].as_str().unwrap();
+    let (s, _) = app
+        .json(
+            Method::PATCH,
+            &format!("/api/v1/urls/{id}"),
+            Some(&token),
+            json!({"original_url": "https://example.com/b"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        app.visit(code, CHROME).await.headers()["location"],
+        "https://example.com/b"
+    );
+    let (s, _) = app
+        .json(
+            Method::PATCH,
+            &format!("/api/v1/urls/{id}"),
+            Some(&token),
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, p) = decode(app.visit(code, CHROME).await).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::GONE, Some("disabled"))
+    );
+    let (s, _) = app
+        .json(
+            Method::PATCH,
+            &format!("/api/v1/urls/{id}"),
+            Some(&token),
+            json!({"is_active": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.visit(code, CHROME).await.status(), StatusCode::FOUND);
+    let del = app
+        .req(Method::DELETE, &format!("/api/v1/urls/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.visit(code, CHROME).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Click budget: exact, bots don't use it, HEAD doesn't either.
+    let limited = app
+        .shorten(
+            None,
+            json!({"original_url": "https://example.com/l", "max_clicks": 2}),
+        )
+        .await;
+    let lc = limited["short_code"].as_str().unwrap();
+    assert_eq!(app.visit(lc, TWITTERBOT).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        app.req(Method::HEAD, &format!("/{lc}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(app.visit(lc, CHROME).await.status(), StatusCode::FOUND);
+    assert_eq!(app.visit(lc, FIREFOX).await.status(), StatusCode::FOUND);
+    let (s, p) = decode(app.visit(lc, CHROME).await).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::GONE, Some("click_limit_reached"))
+    );
+    assert_eq!(
+        app.req(Method::HEAD, &format!("/{lc}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::GONE
+    );
+
+    // Expiry.
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let expiring = app
+        .shorten(
+            None,
+            json!({"original_url": "https://example.com/e", "expires_at": soon}),
+        )
+        .await;
+    let ec = expiring["short_code"].as_str().unwrap();
+    assert_eq!(app.visit(ec, CHROME).await.status(), StatusCode::FOUND);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let (s, p) = decode(app.visit(ec, CHROME).await).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::GONE, Some("expired")));
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn creating_links_and_refusals() {
+    let app = app().await;
+    let link = app.shorten(None, json!({"original_url": "https://example.com/x", "custom_alias": "my-alias", "title": "T", "tags": ["a"]})).await;
+    for field in [
+        "id",
+        "short_code",
+        "short_url",
+        "original_url",
+        "title",
+        "tags",
+        "redirect_type",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "max_clicks",
+        "click_count",
+        "is_active",
+    ] {
+        assert!(link.get(field).is_some(), "Link has {field}: {link}");
+    }
+    assert_eq!(link["redirect_type"], 302);
+    let (s, p) = app
+        .json(
+            Method::POST,
+            "/api/v1/urls",
+            None,
+            json!({"original_url": "https://example.com/y", "custom_alias": "my-alias"}),
+        )
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("alias_taken"))
+    );
+    for (body, code) in [
+        (
+            json!({"original_url": "javascript:alert(1)"}),
+            "invalid_url",
+        ),
+        (json!({"original_url": "http://2130706433/"}), "invalid_url"),
+        (
+            json!({"original_url": "http://[::ffff:127.0.0.1]/"}),
+            "invalid_url",
+        ),
+        (
+            json!({"original_url": "https://sho.rt/loop"}),
+            "invalid_url",
+        ),
+        (
+            json!({"original_url": "https://example.com", "custom_alias": "api"}),
+            "reserved_alias",
+        ),
+        (
+            json!({"original_url": "https://example.com", "custom_alias": "a b"}),
+            "invalid_alias",
+        ),
+        (
+            json!({"original_url": "https://example.com", "max_clicks": 0}),
+            "invalid_max_clicks",
+        ),
+    ] {
+        let (s, p) = app
+            .json(Method::POST, "/api/v1/urls", None, body.clone())
+            .await;
+        assert_eq!(
+            (s, p["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{body}"
+        );
+    }
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_never_yields_5xx() {
+    let app = app().await;
+    let token = app.user("bad@example.com").await;
+    let raw = |method: Method, path: &str, ct: &str, body: String| {
+        app.req(method, path)
+            .header("content-type", ct)
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    let cases = vec![
+        (
+            raw(
+                Method::POST,
+                "/api/v1/urls",
+                "application/json",
+                "{not json".into(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/v1/urls",
+                "application/json",
+                r#"{"original_url": "https://e.com", "max_clicks": "many"}"#.into(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/v1/urls",
+                "application/json",
+                r#"{"original_url": "https://e.com", "owner": "me"}"#.into(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/v1/urls",
+                "application/json",
+                "[]".into(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/v1/urls",
+                "text/plain",
+                "https://e.com".into(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/v1/urls",
+                "application/json",
+                format!(
+                    r#"{{"original_url": "https://e.com/{}"}}"#,
+                    "a".repeat(5 * 1024 * 1024)
+                ),
+            )
+            .await
+            .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/urls/not-a-uuid",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/urls?limit=abc",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/urls?limit=99999999999999",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/urls?limit=0",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/urls?cursor=%%%",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/urls?cursor=zzzz",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            raw(
+                Method::PATCH,
+                &format!("/api/v1/urls/{}", uuid::Uuid::nil()),
+                "application/json",
+                r#"{"is_active": "yes"}"#.into(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/nowhere",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            raw(Method::PUT, "/api/v1/urls", "application/json", "{}".into())
+                .await
+                .unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/analytics/abc/summary?days=-1",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::GET,
+                "/api/v1/qr/abc?size=999999999999",
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (i, (resp, expected)) in cases.into_iter().enumerate() {
+        let status = resp.status();
+        let (status, body) = decode(resp).await;
+        assert_eq!(status, expected, "case {i}: {body}");
+    }
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn accounts_refresh_rotation_and_reuse_detection() {
+    let app = app().await;
+    let (s, user) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "ada@example.com", "password": "password123", "full_name": "Ada"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(user["email"], "ada@example.com");
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+    let (s, p) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "ADA@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("email_taken"))
+    );
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "nope", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "x@example.com", "password": "short"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (s1, wrong) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ada@example.com", "password": "wrong-password"}),
+        )
+        .await;
+    let (s2, unknown) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "who@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        wrong, unknown,
+        "the same answer for unknown email and wrong password"
+    );
+
+    let (s, pair) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ada@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pair["token_type"], "bearer");
+    assert!(pair["expires_in"].as_u64().unwrap() > 0);
+    let access = pair["access_token"].as_str().unwrap();
+    let (s, me) = app.get("/api/v1/auth/me", Some(access)).await;
+    assert_eq!(
+        (s, me["email"].as_str()),
+        (StatusCode::OK, Some("ada@example.com"))
+    );
+    let anon = app
+        .req(Method::GET, "/api/v1/auth/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        anon.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let (s, _) = app.get("/api/v1/auth/me", Some("not.a.jwt")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let old_refresh = pair["refresh_token"].as_str().unwrap();
+    let (s, next) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": old_refresh}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let next_access = next["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(next_access)).await.0,
+        StatusCode::OK
+    );
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": old_refresh}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a dead token is refused");
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": next["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "reuse revoked the whole login");
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(next_access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (_, third) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ada@example.com", "password": "password123"}),
+        )
+        .await;
+    let resp = app
+        .req(Method::POST, "/api/v1/auth/logout")
+        .json(&json!({"refresh_token": third["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": third["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn api_keys_and_ownership() {
+    let app = app().await;
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let (s, created) = app
+        .json(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&alice),
+            json!({"name": "ci"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let key = created["key"].as_str().unwrap().to_string();
+    let (s, listed) = app.get("/api/v1/api-keys", Some(&alice)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert!(
+        listed["items"][0].get("key").is_none(),
+        "the secret is shown once"
+    );
+    assert!(!listed.to_string().contains(&key));
+
+    let with_key = |path: &str| {
+        app.req(Method::GET, path)
+            .header("x-api-key", key.clone())
+            .send()
+    };
+    let link = {
+        let resp = app
+            .req(Method::POST, "/api/v1/urls")
+            .header("x-api-key", &key)
+            .json(&json!({"original_url": "https://example.com/k"}))
+            .send()
+            .await
+            .unwrap();
+        decode(resp).await.1
+    };
+    let (s, page) = decode(with_key("/api/v1/urls").await.unwrap()).await;
+    assert_eq!(
+        (s, page["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 1),
+        "the key acts as its owner"
+    );
+    let id = link["id"].as_str().unwrap();
+    let code = link["short_code"].as_str().unwrap();
+
+    assert_eq!(
+        app.get(&format!("/api/v1/urls/{id}"), Some(&bob)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.json(
+            Method::PATCH,
+            &format!("/api/v1/urls/{id}"),
+            Some(&bob),
+            json!({"title": "mine"})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.req(Method::DELETE, &format!("/api/v1/urls/{id}"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/analytics/{code}/summary"), Some(&bob))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let key_id = created["id"].as_str().unwrap();
+    assert_eq!(
+        app.req(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let del = app
+        .req(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    let (s, _) = decode(with_key("/api/v1/urls").await.unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "revoked at once");
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn listing_and_bulk() {
+    let app = app().await;
+    let token = app.user("list@example.com").await;
+    for i in 0..25 {
+        app.shorten(Some(&token), json!({"original_url": format!("https://example.com/{i}"), "tags": [if i % 5 == 0 { "five" } else { "other" }], "title": format!("Item {i}")})).await;
+    }
+    let (s, first) = app.get("/api/v1/urls", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(first["items"].as_array().unwrap().len(), 20);
+    assert_eq!(first["items"][0]["title"], "Item 24");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(&format!("/api/v1/urls?cursor={cursor}"), Some(&token))
+        .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 5);
+    assert!(second["next_cursor"].is_null());
+    let (_, tagged) = app
+        .get("/api/v1/urls?tag=five&limit=100", Some(&token))
+        .await;
+    assert_eq!(tagged["items"].as_array().unwrap().len(), 5);
+    let (_, found) = app.get("/api/v1/urls?q=item%2012", Some(&token)).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+
+    let (s, bulk) = app
+        .json(
+            Method::POST,
+            "/api/v1/urls/bulk",
+            Some(&token),
+            json!({"items": [
+                {"original_url": "https://example.com/b1"},
+                {"original_url": "ftp://example.com/"},
+                {"original_url": "https://example.com/b3", "custom_alias": "bulk-a"},
+                {"original_url": "https://example.com/b4", "custom_alias": "bulk-a"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let results = bulk["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results[0]["ok"]["short_code"].is_string());
+    assert_eq!(results[1]["error"]["code"], "invalid_url");
+    assert_eq!(results[2]["ok"]["short_code"], "bulk-a");
+    assert_eq!(results[3]["error"]["code"], "alias_taken");
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"original_url": "https://example.com/"}))
+        .collect();
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/urls/bulk",
+            Some(&token),
+            json!({"items": too_many}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/urls/bulk",
+            None,
+            json!({"items": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn analytics_appear_within_seconds_with_bots_apart() {
+    let app = app().await;
+    let token = app.user("stats@example.com").await;
+    let link = app
+        .shorten(
+            Some(&token),
+            json!({"original_url": "https://example.com/s"}),
+        )
+        .await;
+    let code = link["short_code"].as_str().unwrap();
+    for ua in [CHROME, FIREFOX, CHROME, TWITTERBOT] {
+        app.req(Method::GET, &format!("/{code}"))
+            .header("user-agent", ua)
+            .header("referer", "https://news.example.org/x")
+            .send()
+            .await
+            .unwrap();
+    }
+    app.req(Method::HEAD, &format!("/{code}"))
+        .send()
+        .await
+        .unwrap();
+    let mut summary = Value::Null;
+    for _ in 0..100 {
+        let (s, body) = app
+            .get(&format!("/api/v1/analytics/{code}/summary"), Some(&token))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        summary = body;
+        if summary["total_clicks"] == 3 && summary["bot_clicks"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(summary["total_clicks"], 3, "{summary}");
+    assert_eq!(summary["bot_clicks"], 1);
+    assert_eq!(summary["unique_visitors"], 2, "same address, two browsers");
+    let days = summary["clicks_by_day"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(
+        days[29]["date"],
+        chrono::Utc::now().date_naive().to_string()
+    );
+    assert_eq!(days[29]["clicks"], 3);
+    assert_eq!(
+        summary["top_referrers"][0],
+        json!({"value": "news.example.org", "count": 3})
+    );
+    assert_eq!(
+        summary["browsers"][0],
+        json!({"value": "Chrome", "count": 2})
+    );
+    assert_eq!(summary["countries"][0]["value"], "unknown");
+    let (_, week) = app
+        .get(
+            &format!("/api/v1/analytics/{code}/summary?days=7"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(week["clicks_by_day"].as_array().unwrap().len(), 7);
+    for bad in ["0", "366"] {
+        assert_eq!(
+            app.get(
+                &format!("/api/v1/analytics/{code}/summary?days={bad}"),
+                Some(&token)
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    let (_, fresh) = app
+        .get(
+            &format!("/api/v1/urls/{}", link["id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(fresh["click_count"], 3, "click_count counts humans");
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn qr_codes() {
+    let app = app().await;
+    let link = app
+        .shorten(None, json!({"original_url": "https://example.com/q"}))
+        .await;
+    let code = link["short_code"].as_str().unwrap();
+    let png = app
+        .req(Method::GET, &format!("/api/v1/qr/{code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.status(), StatusCode::OK);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(&png.bytes().await.unwrap()[1..4], b"PNG");
+    let svg = app
+        .req(
+            Method::GET,
+            &format!("/api/v1/qr/{code}?format=svg&size=128"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.unwrap().contains("<svg"));
+    for (query, status) in [("size=10", 422), ("size=4096", 422), ("format=gif", 422)] {
+        let (s, _) = app.get(&format!("/api/v1/qr/{code}?{query}"), None).await;
+        assert_eq!(s.as_u16(), status, "{query}");
+    }
+    assert_eq!(
+        app.get("/api/v1/qr/unknown-code", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let post = app
+        .req(Method::POST, "/api/v1/qr")
+        .json(&json!({"url": "https://example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            post.status(),
+            post.headers()["content-type"].to_str().unwrap()
+        ),
+        (StatusCode::OK, "image/png")
+    );
+    let post = app
+        .req(Method::POST, "/api/v1/qr")
+        .json(&json!({"short_code": code, "format": "svg"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.headers()["content-type"], "image/svg+xml");
+    for body in [
+        json!({}),
+        json!({"url": "https://example.com/", "short_code": code}),
+    ] {
+        assert_eq!(
+            app.json(Method::POST, "/api/v1/qr", None, body).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limits_send_headers_and_429() {
+    let app = app_with(&[
+        "--rate-limit-anon",
+        "3/60",
+        "--rate-limit-redirect",
+        "4/60",
+        "--rate-limit-register",
+        "2/3600",
+    ])
+    .await;
+    let mut last = None;
+    for remaining in ["2", "1", "0"] {
+        let resp = app
+            .req(Method::POST, "/api/v1/urls")
+            .json(&json!({"original_url": "https://example.com/r"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers()["ratelimit-limit"], "3");
+        assert_eq!(resp.headers()["ratelimit-remaining"], remaining);
+        assert!(resp.headers().contains_key("ratelimit-reset"));
+        last = Some(decode(resp).await.1);
+    }
+    let refused = app.req(Method::GET, "/api/v1/qr/abc").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    let (_, p) = decode(refused).await;
+    assert_eq!(p["code"], "rate_limited");
+
+    let code = last.unwrap()["short_code"].as_str().unwrap().to_string();
+    for _ in 0..4 {
+        assert_eq!(app.visit(&code, CHROME).await.status(), StatusCode::FOUND);
+    }
+    let flood = app.visit(&code, CHROME).await;
+    assert_eq!(flood.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(flood.headers().contains_key("retry-after"));
+
+    for _ in 0..2 {
+        let (s, _) = app.json(Method::POST, "/api/v1/auth/register", None, json!({"email": format!("{}@example.com", uuid::Uuid::new_v4().simple()), "password": "password123"})).await;
+        assert_eq!(s, StatusCode::CREATED, "registration has its own limit");
+    }
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "late@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let health = app.req(Method::GET, "/api/v1/health").send().await.unwrap();
+    assert_eq!(
+        health.status(),
+        StatusCode::OK,
+        "health is never rate limited"
+    );
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let trusted = app_with(&[
+        "--rate-limit-anon",
+        "2/60",
+        "--trusted-proxies",
+        "127.0.0.1/32",
+    ])
+    .await;
+    let from = |app: &App, ip: &str| {
+        app.req(Method::GET, "/api/v1/qr/missing")
+            .header("x-forwarded-for", format!("{ip}, 127.0.0.1"))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            from(&trusted, "198.51.100.1").await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        from(&trusted, "198.51.100.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        from(&trusted, "198.51.100.2").await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "another client"
+    );
+    trusted.server.stop().await.unwrap();
+
+    let untrusted = app_with(&["--rate-limit-anon", "2/60"]).await;
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(
+            from(&untrusted, ip).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        from(&untrusted, "198.51.100.3").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the header is ignored: one client"
+    );
+    untrusted.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn request_ids_health_and_metrics() {
+    let app = app_with(&["--metrics-token", "m3trics"]).await;
+    let echoed = app
+        .req(Method::GET, "/api/v1/health")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+    let (s, health) = decode(echoed).await;
+    assert_eq!((s, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+    for component in ["store", "rate_limiter", "id_allocator", "bus"] {
+        assert_eq!(
+            health["components"][component]["status"], "ok",
+            "{component}"
+        );
+    }
+    for path in ["/missing-code", "/api/v1/urls", "/openapi.json"] {
+        let resp = app.req(Method::GET, path).send().await.unwrap();
+        assert_eq!(
+            resp.headers()["x-request-id"].len(),
+            32,
+            "{path}: generated id"
+        );
+    }
+    let link = app
+        .shorten(None, json!({"original_url": "https://example.com/m"}))
+        .await;
+    app.visit(link["short_code"].as_str().unwrap(), CHROME)
+        .await;
+    let (s, _) = decode(app.req(Method::GET, "/metrics").send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let metrics = app
+        .req(Method::GET, "/metrics")
+        .bearer_auth("m3trics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    for needle in [
+        "hoplink_http_requests_total{route=\"/{short_code}\",status=\"302\"} 1",
+        "hoplink_http_requests_total{route=\"/api/v1/urls\",status=\"201\"} 1",
+        "hoplink_redirect_duration_seconds_count 2",
+        "hoplink_cache_misses_total",
+        "hoplink_click_events_buffered_total 1",
+        "hoplink_click_events_dropped_total 0",
+        "hoplink_rate_limited_total 0",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn graceful_stop_flushes_every_click() {
+    let app = app_with(&["--analytics-flush-ms", "60000"]).await;
+    let token = app.user("flush@example.com").await;
+    let link = app
+        .shorten(
+            Some(&token),
+            json!({"original_url": "https://example.com/f"}),
+        )
+        .await;
+    let code = link["short_code"].as_str().unwrap().to_string();
+    for _ in 0..50 {
+        assert_eq!(app.visit(&code, CHROME).await.status(), StatusCode::FOUND);
+    }
+    let shortener = app.server.shortener.clone();
+    app.server.stop().await.unwrap();
+    let owner = shortener.authenticate_bearer(&token).await.unwrap();
+    let summary = shortener.analytics_summary(&owner, &code, 1).await.unwrap();
+    assert_eq!(summary.total_clicks, 50, "a graceful stop loses no click");
+}
