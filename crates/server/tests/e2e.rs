@@ -632,7 +632,6 @@ async fn bad_input_never_yields_5xx() {
         ),
     ];
     for (i, (resp, expected)) in cases.into_iter().enumerate() {
-        let status = resp.status();
         let (status, body) = decode(resp).await;
         assert_eq!(status, expected, "case {i}: {body}");
     }
