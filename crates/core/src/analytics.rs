@@ -399,46 +399,77 @@ pub(crate) async fn run_forwarder(
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Draining on a short tick instead of waking on every click keeps the redirect path
+    // from paying a cross-thread wake-up per request; a click waits at most one tick here.
+    let tick = config.flush_interval.min(FORWARD_TICK);
     let mut pending = Vec::with_capacity(config.batch_size);
     let mut stopping = false;
     loop {
-        let received = if stopping {
-            buffer.recv_many(&mut pending, config.batch_size).await
-        } else {
+        if !stopping {
             tokio::select! {
-                n = buffer.recv_many(&mut pending, config.batch_size) => n,
+                _ = tokio::time::sleep(tick) => {}
                 _ = stop.changed() => {
                     stopping = true;
                     buffer.close();
-                    continue;
                 }
             }
-        };
-        if received == 0 {
+        }
+        let mut drained = false;
+        loop {
+            match buffer.try_recv() {
+                Ok(click) => {
+                    pending.push(click);
+                    if pending.len() < config.batch_size {
+                        continue;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+                Err(mpsc::error::TryRecvError::Disconnected) => drained = true,
+            }
+            if pending.is_empty() {
+                break;
+            }
+            let events: Vec<ClickEvent> = pending
+                .drain(..)
+                .map(|c| c.into_event(&mut hasher))
+                .collect();
+            publish_with_retry(&*bus, &events, &stats, stopping).await;
+            if drained {
+                break;
+            }
+        }
+        if drained || (stopping && buffer.is_empty()) {
             break;
         }
-        let events: Vec<ClickEvent> = pending
-            .drain(..)
-            .map(|c| c.into_event(&mut hasher))
-            .collect();
-        let mut attempt = 0;
-        loop {
-            match bus.publish(&events).await {
-                Ok(()) => {
-                    Stats::bump(&stats.clicks_published, events.len() as u64);
-                    break;
+    }
+}
+
+/// Longest a click waits in the buffer before the forwarder looks.
+const FORWARD_TICK: Duration = Duration::from_millis(20);
+
+async fn publish_with_retry(
+    bus: &dyn EventBus,
+    events: &[ClickEvent],
+    stats: &Stats,
+    stopping: bool,
+) {
+    let mut attempt = 0;
+    loop {
+        match bus.publish(events).await {
+            Ok(()) => {
+                Stats::bump(&stats.clicks_published, events.len() as u64);
+                return;
+            }
+            Err(e) => {
+                Stats::bump(&stats.publish_failures, 1);
+                if stopping && attempt >= 10 {
+                    tracing::error!(error = %e, lost = events.len(), "event bus unavailable during shutdown; clicks lost");
+                    Stats::bump(&stats.clicks_dropped, events.len() as u64);
+                    return;
                 }
-                Err(e) => {
-                    Stats::bump(&stats.publish_failures, 1);
-                    if stopping && attempt >= 10 {
-                        tracing::error!(error = %e, lost = events.len(), "event bus unavailable during shutdown; clicks lost");
-                        Stats::bump(&stats.clicks_dropped, events.len() as u64);
-                        break;
-                    }
-                    tracing::warn!(error = %e, attempt, "publishing clicks failed; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
+                tracing::warn!(error = %e, attempt, "publishing clicks failed; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
             }
         }
     }

@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -140,7 +140,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     codes: CodeGenerator,
     id_block: tokio::sync::Mutex<Range<u64>>,
-    l1: moka::sync::Cache<String, CacheEntry>,
+    l1: quick_cache::sync::Cache<String, L1Entry>,
     /// Bumped by every invalidation: a cache fill that started before it is not stored,
     /// so a reader racing an edit cannot put the old link back into L1.
     l1_epoch: AtomicU64,
@@ -167,6 +167,7 @@ struct Config {
     base_url: String,
     own_host: Option<String>,
     limits: RateLimits,
+    l1_ttl: Duration,
     negative_ttl: Duration,
     shared_ttl: Duration,
     access_ttl: Duration,
@@ -181,23 +182,11 @@ struct Tasks {
     invalidation_listener: Option<JoinHandle<()>>,
 }
 
-struct L1Expiry {
-    found: Duration,
-    missing: Duration,
-}
-
-impl moka::Expiry<String, CacheEntry> for L1Expiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        value: &CacheEntry,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(match value {
-            CacheEntry::Found(_) => self.found,
-            CacheEntry::Missing => self.missing,
-        })
-    }
+/// An L1 entry and when it stops being trusted.
+#[derive(Clone)]
+struct L1Entry {
+    entry: CacheEntry,
+    expires: Instant,
 }
 
 /// Builds a [`Shortener`]; every setting has a default.
@@ -421,13 +410,7 @@ impl ShortenerBuilder {
         }
         let l1_ttl = self.l1_ttl.unwrap_or(Duration::from_secs(60));
         let negative_ttl = self.negative_ttl.unwrap_or(Duration::from_secs(5));
-        let l1 = moka::sync::Cache::builder()
-            .max_capacity(self.l1_capacity.unwrap_or(100_000))
-            .expire_after(L1Expiry {
-                found: l1_ttl,
-                missing: negative_ttl,
-            })
-            .build();
+        let l1 = quick_cache::sync::Cache::new(self.l1_capacity.unwrap_or(100_000).max(1) as usize);
         let stats = Arc::new(Stats::default());
         let (clicks, buffer) = mpsc::channel(analytics_config.buffer_capacity.max(1));
 
@@ -448,6 +431,7 @@ impl ShortenerBuilder {
                 base_url,
                 own_host,
                 limits: self.limits.unwrap_or_default(),
+                l1_ttl,
                 negative_ttl,
                 shared_ttl: self.shared_ttl.unwrap_or(Duration::from_secs(3600)),
                 access_ttl: Duration::from_secs(15 * 60),
@@ -508,7 +492,7 @@ impl ShortenerBuilder {
                                 "missed cache invalidations; clearing the L1 cache"
                             );
                             inner.l1_epoch.fetch_add(1, Ordering::AcqRel);
-                            inner.l1.invalidate_all();
+                            inner.l1.clear();
                         }
                         Err(RecvError::Closed) => return,
                     }
@@ -529,7 +513,7 @@ impl ShortenerBuilder {
 impl Inner {
     fn forget_locally(&self, code: &str) {
         self.l1_epoch.fetch_add(1, Ordering::AcqRel);
-        self.l1.invalidate(code);
+        self.l1.remove(code);
     }
 }
 
@@ -704,11 +688,11 @@ impl Shortener {
             return Err(Error::NotFound { what: "link" });
         }
         let entry = match inner.l1.get(short_code) {
-            Some(entry) => {
+            Some(cached) if cached.expires > Instant::now() => {
                 Stats::bump(&inner.stats.cache_hits, 1);
-                entry
+                cached.entry
             }
-            None => {
+            _ => {
                 Stats::bump(&inner.stats.cache_misses, 1);
                 self.load(short_code).await?
             }
@@ -812,7 +796,15 @@ impl Shortener {
             }
         };
         if inner.l1_epoch.load(Ordering::Acquire) == epoch {
-            inner.l1.insert(short_code.to_string(), entry.clone());
+            let ttl = match entry {
+                CacheEntry::Found(_) => inner.config.l1_ttl,
+                CacheEntry::Missing => inner.config.negative_ttl,
+            };
+            let cached = L1Entry {
+                entry: entry.clone(),
+                expires: Instant::now() + ttl,
+            };
+            inner.l1.insert(short_code.to_string(), cached);
         }
         Ok(entry)
     }

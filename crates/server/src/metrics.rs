@@ -38,7 +38,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
-/// The route label of a path.
+/// The route label of a path (no allocation: it runs on every redirect).
 pub fn route_label(path: &str) -> usize {
     let find = |label: &str| {
         ROUTES
@@ -46,23 +46,35 @@ pub fn route_label(path: &str) -> usize {
             .position(|r| *r == label)
             .unwrap_or(ROUTES.len() - 1)
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        [""] => find("other"),
-        ["metrics"] => find("/metrics"),
-        ["openapi.json"] => find("/openapi.json"),
-        ["docs", ..] => find("/docs"),
-        [_single] => 0,
-        ["api", "v1", "urls"] => find("/api/v1/urls"),
-        ["api", "v1", "urls", "bulk"] => find("/api/v1/urls/bulk"),
-        ["api", "v1", "urls", _] => find("/api/v1/urls/{id}"),
-        ["api", "v1", "analytics", _, "summary"] => find("/api/v1/analytics/{short_code}/summary"),
-        ["api", "v1", "qr"] => find("/api/v1/qr"),
-        ["api", "v1", "qr", _] => find("/api/v1/qr/{short_code}"),
-        ["api", "v1", "auth", what] => find(&format!("/api/v1/auth/{what}")),
-        ["api", "v1", "api-keys"] => find("/api/v1/api-keys"),
-        ["api", "v1", "api-keys", _] => find("/api/v1/api-keys/{id}"),
-        ["api", "v1", "health"] => find("/api/v1/health"),
+    let mut segments = path.trim_matches('/').split('/');
+    let first = segments.next().unwrap_or_default();
+    let rest: [Option<&str>; 5] = std::array::from_fn(|_| segments.next());
+    match (first, rest) {
+        ("", [None, ..]) => find("other"),
+        ("metrics", [None, ..]) => find("/metrics"),
+        ("openapi.json", [None, ..]) => find("/openapi.json"),
+        ("docs", _) => find("/docs"),
+        (_, [None, ..]) => 0,
+        ("api", [Some("v1"), Some(what), tail, extra, None]) => {
+            let label = match (what, tail, extra) {
+                ("urls", None, None) => "/api/v1/urls",
+                ("urls", Some("bulk"), None) => "/api/v1/urls/bulk",
+                ("urls", Some(_), None) => "/api/v1/urls/{id}",
+                ("analytics", Some(_), Some("summary")) => "/api/v1/analytics/{short_code}/summary",
+                ("qr", None, None) => "/api/v1/qr",
+                ("qr", Some(_), None) => "/api/v1/qr/{short_code}",
+                ("auth", Some("register"), None) => "/api/v1/auth/register",
+                ("auth", Some("login"), None) => "/api/v1/auth/login",
+                ("auth", Some("refresh"), None) => "/api/v1/auth/refresh",
+                ("auth", Some("logout"), None) => "/api/v1/auth/logout",
+                ("auth", Some("me"), None) => "/api/v1/auth/me",
+                ("api-keys", None, None) => "/api/v1/api-keys",
+                ("api-keys", Some(_), None) => "/api/v1/api-keys/{id}",
+                ("health", None, None) => "/api/v1/health",
+                _ => "other",
+            };
+            find(label)
+        }
         _ => find("other"),
     }
 }

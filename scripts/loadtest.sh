@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Redirect load test on loopback: creates 10,000 links, then measures redirects/s and
+# p50/p99 latency of hoplink for DURATION seconds with wrk, and the same against a bare
+# hyper server answering 302 from a HashMap, and prints the ratio.
+#
+#   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+HOPLINK_PORT=${HOPLINK_PORT:-18180}
+BASELINE_PORT=${BASELINE_PORT:-18181}
+LINKS=10000
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "loadtest: installing wrk"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+
+echo "loadtest: building release binaries"
+cargo build --release -q -p hoplink-server --bins
+bin=${CARGO_TARGET_DIR:-target}/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
+
+# The flood guard stays on (so its cost is measured) with a limit one client can't reach.
+RUST_LOG=warn BIND=127.0.0.1:$HOPLINK_PORT RATE_LIMIT_ANON=off RATE_LIMIT_REDIRECT=1000000000/60 \
+  "$bin/hoplink" >"$work/hoplink.log" 2>&1 &
+pids+=($!)
+wait_port "$HOPLINK_PORT"
+
+echo "loadtest: creating $LINKS links"
+python3 - "$HOPLINK_PORT" "$LINKS" "$work/codes.txt" <<'PY'
+import json, sys, urllib.request
+port, total, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lines = []
+for start in range(0, total, 1000):
+    items = [{"original_url": f"https://example.com/articles/{i}"} for i in range(start, min(total, start + 1000))]
+    # Bulk needs an account: register one per run.
+    lines.extend(items)
+def call(path, body, token=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"content-type": "application/json"})
+    if token: req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req) as r: return json.load(r)
+call("/api/v1/auth/register", {"email": "load@example.com", "password": "loadtest-password"})
+token = call("/api/v1/auth/login", {"email": "load@example.com", "password": "loadtest-password"})["access_token"]
+codes = []
+for start in range(0, total, 1000):
+    res = call("/api/v1/urls/bulk", {"items": lines[start:start + 1000]}, token)["results"]
+    codes += [(r["ok"]["short_code"], r["ok"]["original_url"]) for r in res]
+with open(out, "w") as f:
+    f.write("".join(f"{c} {u}\n" for c, u in codes))
+print(f"loadtest: {len(codes)} links created")
+PY
+
+"$bin/baseline-hyper" "127.0.0.1:$BASELINE_PORT" "$work/codes.txt" 2>"$work/baseline.log" &
+pids+=($!)
+wait_port "$BASELINE_PORT"
+
+cat >"$work/codes.lua" <<LUA
+local codes = {}
+for line in io.lines("$work/codes.txt") do codes[#codes + 1] = line:match("^(%S+)") end
+math.randomseed(42)
+request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)]) end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.0f p50_us=%d p99_us=%d non2xx3xx=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+
+run() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$work/codes.lua" "http://127.0.0.1:$1" | grep RESULT; }
+echo "loadtest: warming up"
+wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$HOPLINK_PORT" >/dev/null
+wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$BASELINE_PORT" >/dev/null
+echo "loadtest: hoplink, ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS"
+hop=$(run "$HOPLINK_PORT"); echo "  $hop"
+echo "loadtest: bare hyper baseline"
+base=$(run "$BASELINE_PORT"); echo "  $base"
+hop_rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$hop")
+base_rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$base")
+python3 -c "print(f'loadtest: hoplink reaches {100*$hop_rps/$base_rps:.1f} % of bare hyper ({$hop_rps} vs {$base_rps} redirects/s)')"
