@@ -25,6 +25,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+/// Largest accepted batch size.
+pub const MAX_BATCH_SIZE: usize = 100_000;
+
 /// How clicks are batched on their way to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsConfig {
@@ -402,7 +405,7 @@ pub(crate) async fn run_forwarder(
     // Draining on a short tick instead of waking on every click keeps the redirect path
     // from paying a cross-thread wake-up per request; a click waits at most one tick here.
     let tick = config.flush_interval.min(FORWARD_TICK);
-    let mut pending = Vec::with_capacity(config.batch_size);
+    let mut pending = Vec::with_capacity(config.batch_size.min(4096));
     let mut stopping = false;
     loop {
         if !stopping {

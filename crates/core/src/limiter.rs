@@ -70,6 +70,13 @@ pub struct RateLimitDecision {
 pub trait RateLimiter: Send + Sync + Debug {
     /// Counts one request for `key` and decides.
     async fn check(&self, key: &str, quota: Quota) -> Result<RateLimitDecision>;
+    /// The same decision without I/O and without allocating, when the limiter can make it
+    /// locally (an in-process limiter always can; a shared one may answer from its local
+    /// share); `None` sends the caller to [`RateLimiter::check`]. Counts the request when
+    /// it answers.
+    fn check_local(&self, _key: &str, _quota: Quota) -> Option<RateLimitDecision> {
+        None
+    }
     /// Whether the limiter answers.
     async fn health(&self) -> Result<()> {
         Ok(())

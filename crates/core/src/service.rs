@@ -401,11 +401,16 @@ impl ShortenerBuilder {
             }
         };
         let analytics_config = self.analytics_config.unwrap_or_default();
-        if analytics_config.batch_size == 0 || analytics_config.flush_interval.is_zero() {
+        if !(1..=analytics::MAX_BATCH_SIZE).contains(&analytics_config.batch_size)
+            || analytics_config.flush_interval.is_zero()
+        {
             return Err(Error::invalid(
                 "analytics",
                 "invalid_config",
-                "batch size and flush interval must be positive",
+                format!(
+                    "batch size must be 1 to {} and the flush interval positive",
+                    analytics::MAX_BATCH_SIZE
+                ),
             ));
         }
         let l1_ttl = self.l1_ttl.unwrap_or(Duration::from_secs(60));
@@ -997,7 +1002,10 @@ impl Shortener {
         };
         let decision = if write!(key, "{}:{subject}", scope.as_str()).is_ok() {
             let key = std::str::from_utf8(&key.buf[..key.len]).unwrap_or_default();
-            self.inner.limiter.check(key, quota).await?
+            match self.inner.limiter.check_local(key, quota) {
+                Some(decision) => decision,
+                None => self.inner.limiter.check(key, quota).await?,
+            }
         } else {
             let key = format!("{}:{subject}", scope.as_str());
             self.inner.limiter.check(&key, quota).await?

@@ -60,10 +60,11 @@ pub enum LogFormat {
     Json,
 }
 
-fn positive_usize(s: &str) -> Result<usize, String> {
+fn batch_size(s: &str) -> Result<usize, String> {
+    let max = hoplink::analytics::MAX_BATCH_SIZE;
     match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{s:?} is not a positive whole number")),
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 to {max}")),
     }
 }
 
@@ -127,7 +128,7 @@ pub struct Config {
     #[arg(long, env = "COUNTRY_HEADER")]
     pub country_header: Option<String>,
     /// Clicks written per batch.
-    #[arg(long, env = "ANALYTICS_BATCH_SIZE", default_value = "500", value_parser = positive_usize)]
+    #[arg(long, env = "ANALYTICS_BATCH_SIZE", default_value = "500", value_parser = batch_size)]
     pub analytics_batch_size: usize,
     /// Longest a click waits before its batch is written, in ms.
     #[arg(long, env = "ANALYTICS_FLUSH_MS", default_value = "1000", value_parser = positive_u64)]
@@ -242,6 +243,7 @@ mod tests {
             .to_string();
         assert!(err.contains("abc") && err.contains("N/SECONDS"), "{err}");
         assert!(Config::from_args(["--analytics-batch-size", "0"]).is_err());
+        assert!(Config::from_args(["--analytics-batch-size", "1000000000"]).is_err());
         assert!(Config::from_args(["--trusted-proxies", "10.0.0.0/8,nonsense"]).is_err());
         assert!(Config::from_args(["--event-bus", "rabbit"]).is_err());
         let ok = Config::from_args([

@@ -161,11 +161,16 @@ impl<E: Endpoint> Endpoint for Observe<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
+        let route = route_label(req.uri().path());
+        let is_redirect = route == 0;
         let request_id = match req.headers().get(REQUEST_ID) {
             Some(v) if valid_request_id(v) => v.clone(),
             _ => {
                 let id = new_request_id();
-                req.headers_mut().insert(REQUEST_ID, id.clone());
+                if !is_redirect {
+                    // Handlers of the API may read it; the redirect path doesn't.
+                    req.headers_mut().insert(REQUEST_ID, id.clone());
+                }
                 id
             }
         };
@@ -174,8 +179,6 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|len| len > crate::MAX_BODY_BYTES as u64);
-        let route = route_label(req.uri().path());
-        let is_redirect = route == 0;
         let uri = req.uri().clone();
         let method = req.method().clone();
         let span = if is_redirect {

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use hoplink::{AnalyticsConfig, Shortener};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Html;
-use poem::{Endpoint, IntoEndpoint, Route, RouteMethod};
+use poem::{Endpoint, IntoEndpoint, Route};
 use poem_openapi::{ExtraHeader, OpenApiService};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -158,15 +158,39 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             "/docs",
             poem::endpoint::make_sync(move |_| Html(docs_html.clone())),
         )
-        .at(
-            "/:short_code",
-            RouteMethod::new().get(redirect()).head(redirect()),
-        )
         .nest_no_strip("/api", api)
         .at("/metrics", api_service(state.clone()).into_endpoint());
     Observe {
-        inner: routes,
+        inner: Dispatch {
+            redirect: redirect(),
+            routes,
+        },
         state,
+    }
+}
+
+/// Sends single-segment `GET`/`HEAD` paths (short codes) straight to the redirect
+/// endpoint, and everything else through the router: the hot path skips route matching.
+struct Dispatch<R> {
+    redirect: RedirectEndpoint,
+    routes: R,
+}
+
+impl<R: Endpoint> Endpoint for Dispatch<R> {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        let path = req.uri().path();
+        let single_segment = path.len() > 1 && !path[1..].contains('/');
+        let is_code = single_segment && !matches!(path, "/openapi.json" | "/docs" | "/metrics");
+        let method = req.method();
+        if is_code && (method == poem::http::Method::GET || method == poem::http::Method::HEAD) {
+            return self.redirect.call(req).await;
+        }
+        self.routes
+            .call(req)
+            .await
+            .map(poem::IntoResponse::into_response)
     }
 }
 

@@ -45,11 +45,7 @@ impl Endpoint for RedirectEndpoint {
             return Ok(too_many_requests(d));
         }
         let headers = req.headers();
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-        };
+        let text = |name: &header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let country = match &state.config.country_header {
             Some(name)
                 if ip.is_some()
@@ -61,14 +57,14 @@ impl Endpoint for RedirectEndpoint {
                             .any(|n| n.contains(&a.ip()))
                     }) =>
             {
-                text(name.as_str())
+                headers.get(name.as_str()).and_then(|v| v.to_str().ok())
             }
             _ => None,
         };
         let visit = Visit {
             client_ip: ip,
-            user_agent: text("user-agent"),
-            referrer: text("referer"),
+            user_agent: text(&header::USER_AGENT),
+            referrer: text(&header::REFERER),
             country,
             count: req.method() != Method::HEAD,
         };

@@ -9,7 +9,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_hoplink");
 fn a_bad_setting_stops_the_start_with_a_clear_message() {
     for (var, value, needle) in [
         ("RATE_LIMIT_ANON", "abc", "N/SECONDS"),
-        ("ANALYTICS_BATCH_SIZE", "0", "positive"),
+        ("ANALYTICS_BATCH_SIZE", "0", "whole number"),
+        ("ANALYTICS_BATCH_SIZE", "1000000000", "whole number"),
         ("BIND", "nowhere", "BIND"),
         ("EVENT_BUS", "carrier-pigeon", "EVENT_BUS"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,banana", "CIDR"),

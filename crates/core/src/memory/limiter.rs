@@ -51,6 +51,14 @@ impl MemoryRateLimiter {
         }
     }
 
+    fn decide(&self, key: &str, quota: Quota) -> RateLimitDecision {
+        let now = self.clock.now();
+        let now_ns = now
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| now.timestamp_micros().saturating_mul(1000));
+        self.check_at(key, quota, now_ns)
+    }
+
     /// The decision for `key` at `now_ns` (the whole algorithm, for tests and callers that
     /// already know the time).
     pub fn check_at(&self, key: &str, quota: Quota, now_ns: i64) -> RateLimitDecision {
@@ -94,11 +102,11 @@ impl MemoryRateLimiter {
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn check(&self, key: &str, quota: Quota) -> Result<RateLimitDecision> {
-        let now = self.clock.now();
-        let now_ns = now
-            .timestamp_nanos_opt()
-            .unwrap_or_else(|| now.timestamp_micros().saturating_mul(1000));
-        Ok(self.check_at(key, quota, now_ns))
+        Ok(self.decide(key, quota))
+    }
+
+    fn check_local(&self, key: &str, quota: Quota) -> Option<RateLimitDecision> {
+        Some(self.decide(key, quota))
     }
 }
 
