@@ -1,0 +1,216 @@
+//! The core conformance suite and PostgreSQL-specific tests against a real server.
+//!
+//! Reads `TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`); each test
+//! works in a fresh schema of its own, dropped at the end. Without the variable the tests
+//! skip with a notice, except under `CI`, where that is a failure.
+
+use hoplink::{AnalyticsConfig, NewLink, Principal, Shortener, Visit};
+use hoplink_postgres::{PgSettings, PgStore};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn database_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but TEST_DATABASE_URL is not: PostgreSQL tests cannot run")
+        }
+        _ => {
+            eprintln!("skipped: set TEST_DATABASE_URL=postgres://… to run the PostgreSQL tests");
+            None
+        }
+    }
+}
+
+fn fresh_schema() -> String {
+    format!(
+        "hoplink_test_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+async fn connect(url: &str, schema: &str) -> PgStore {
+    PgStore::connect_with(
+        url,
+        PgSettings {
+            schema: Some(schema.into()),
+            max_connections: 20,
+            ..PgSettings::default()
+        },
+    )
+    .await
+    .expect("connect and migrate")
+}
+
+async fn drop_schema(store: &PgStore, schema: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(store.pool())
+        .await
+        .expect("drop schema");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_suite() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let store = Arc::new(connect(&url, &schema).await);
+    hoplink::testing::link_store(store.clone()).await;
+    hoplink::testing::user_store(store.clone()).await;
+    hoplink::testing::analytics_store(store.clone()).await;
+    hoplink::testing::id_allocator(store.clone()).await;
+    drop_schema(&store, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_apply_once_when_instances_start_together() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let starts: Vec<_> = (0..5)
+        .map(|_| {
+            let (url, schema) = (url.clone(), schema.clone());
+            tokio::spawn(async move { connect(&url, &schema).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.expect("every instance starts"));
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+    )
+    .bind(&schema)
+    .fetch_all(stores[0].pool())
+    .await
+    .unwrap();
+    for table in [
+        "api_keys",
+        "click_events",
+        "daily_breakdowns",
+        "daily_rollups",
+        "daily_visitors",
+        "links",
+        "refresh_tokens",
+        "revoked_families",
+        "users",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "{table} created: {tables:?}"
+        );
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(stores[0].pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 1, "the migration ran once");
+    drop_schema(&stores[0], &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn id_blocks_of_several_allocators_never_overlap() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(connect(&url, &schema).await));
+    }
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let store = stores[i % 3].clone();
+            tokio::spawn(
+                async move { hoplink::IdAllocator::allocate(&*store, 1000).await.unwrap() },
+            )
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for t in tasks {
+        let block = t.await.unwrap();
+        assert_eq!(block.end - block.start, 1000);
+        assert!(seen.insert(block.start), "block {block:?} handed out twice");
+    }
+    let mut starts: Vec<u64> = seen.into_iter().collect();
+    starts.sort();
+    assert!(
+        starts.windows(2).all(|w| w[1] - w[0] >= 1000),
+        "blocks overlap"
+    );
+    drop_schema(&stores[0], &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shortener_on_postgres_end_to_end() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let store = Arc::new(connect(&url, &schema).await);
+    let build = || {
+        Shortener::builder()
+            .store(store.clone())
+            .id_allocator(store.clone())
+            .analytics(AnalyticsConfig {
+                batch_size: 100,
+                flush_interval: Duration::from_millis(20),
+                ..AnalyticsConfig::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(), build());
+    let user = a
+        .register("pg@example.com", "password123", None)
+        .await
+        .unwrap();
+    let me = Principal { user_id: user.id };
+    let link = a
+        .shorten(NewLink::new("https://example.com/pg"), Some(&me))
+        .await
+        .unwrap();
+    let other = b
+        .shorten(NewLink::new("https://example.com/pg2"), Some(&me))
+        .await
+        .unwrap();
+    assert_ne!(
+        link.short_code, other.short_code,
+        "two instances allocate disjoint codes"
+    );
+    let visit = Visit {
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"),
+        count: true,
+        ..Visit::default()
+    };
+    for _ in 0..5 {
+        b.resolve(&link.short_code, &visit).await.unwrap();
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    let summary = a.analytics_summary(&me, &link.short_code, 7).await.unwrap();
+    assert_eq!((summary.total_clicks, summary.unique_visitors), (5, 1));
+    assert_eq!(a.get_link(&me, link.id).await.unwrap().click_count, 5);
+    let pair = a.login("PG@example.com", "password123").await.unwrap();
+    assert!(
+        b.refresh(&pair.refresh_token).await.is_ok(),
+        "tokens live in the shared store"
+    );
+    drop_schema(&store, &schema).await;
+}
+
+#[tokio::test]
+async fn unreachable_database_is_a_clear_retryable_error() {
+    let started = std::time::Instant::now();
+    let err = PgStore::connect_with(
+        "postgres://nobody@127.0.0.1:1/none",
+        PgSettings {
+            acquire_timeout: Duration::from_secs(1),
+            ..PgSettings::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("postgres"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded, never a hang"
+    );
+}
