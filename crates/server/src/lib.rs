@@ -62,13 +62,16 @@ fn secret_u64(secret: &str) -> u64 {
     h.finish()
 }
 
-/// Builds the service from the configuration.
-pub fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
+/// Builds the service from the configuration, connecting to the configured backends.
+pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
+    let mut builder = Shortener::builder();
     if let Some(url) = &config.database_url {
-        let _ = url;
-        return Err(StartError::Config(
-            "DATABASE_URL is set, but this build has no PostgreSQL backend yet; unset it to use the in-memory store".into(),
-        ));
+        let store = hoplink_postgres::PgStore::connect(url)
+            .await
+            .map_err(|e| StartError::Config(format!("DATABASE_URL: {e}")))?;
+        tracing::info!("links, users and analytics in PostgreSQL");
+        let store = Arc::new(store);
+        builder = builder.store(store.clone()).id_allocator(store);
     }
     if config.redis_url.is_some() {
         return Err(StartError::Config(
@@ -90,7 +93,7 @@ pub fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
             ));
         }
     }
-    let mut builder = Shortener::builder()
+    builder = builder
         .base_url(config.base_url.clone())
         .rate_limits(config.rate_limits())
         .analytics(AnalyticsConfig {
@@ -236,7 +239,7 @@ impl Server {
 
 /// Starts the server on `config.bind` (port 0 picks a free port).
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let shortener = build_shortener(&config)?;
+    let shortener = build_shortener(&config).await?;
     let bind = config.bind;
     let state = Arc::new(AppState {
         shortener: shortener.clone(),

@@ -10,7 +10,9 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Openapi) => {
             let state =
-                match hoplink_server::build_shortener(&hoplink_server::config::Config::default()) {
+                match hoplink_server::build_shortener(&hoplink_server::config::Config::default())
+                    .await
+                {
                     Ok(shortener) => std::sync::Arc::new(hoplink_server::state::AppState {
                         shortener,
                         config: cli.config,

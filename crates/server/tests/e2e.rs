@@ -33,6 +33,10 @@ async fn app_with(extra: &[&str]) -> App {
         }
     }
     args.extend_from_slice(extra);
+    let database_url = postgres_url().await;
+    if let Some(url) = &database_url {
+        args.extend(["--database-url", url.as_str()]);
+    }
     let config = Config::from_args(args).expect("config");
     let server = hoplink_server::start(config).await.expect("server starts");
     let client = Client::builder()
@@ -45,6 +49,29 @@ async fn app_with(extra: &[&str]) -> App {
         client,
         base,
     }
+}
+
+/// With `E2E_BACKEND=postgres`, every test runs on PostgreSQL (`TEST_DATABASE_URL`), in
+/// a fresh schema of its own.
+async fn postgres_url() -> Option<String> {
+    if std::env::var("E2E_BACKEND").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let url =
+        std::env::var("TEST_DATABASE_URL").expect("E2E_BACKEND=postgres needs TEST_DATABASE_URL");
+    let schema = format!(
+        "hoplink_e2e_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let settings = hoplink_postgres::PgSettings {
+        schema: Some(schema.clone()),
+        ..Default::default()
+    };
+    hoplink_postgres::PgStore::connect_with(&url, settings)
+        .await
+        .expect("schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{separator}options[search_path]={schema}"))
 }
 
 async fn app() -> App {

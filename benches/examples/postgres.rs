@@ -1,0 +1,122 @@
+//! PostgreSQL figures: click ingest in batches of 500, and resolve from the store (the
+//! cold path) latency. Works in a fresh schema of `TEST_DATABASE_URL`, dropped at the end.
+//!
+//! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release -p hoplink-benches --example postgres`
+
+use hoplink::model::ClassifiedClick;
+use hoplink::{AnalyticsStore, LinkStore, NewLink, Shortener};
+use hoplink_postgres::{PgSettings, PgStore};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LINKS: usize = 10_000;
+const LOOKUPS: usize = 20_000;
+
+/// Which link a click goes to: `HOT_LINKS` (env, default all) take the clicks in turn.
+fn spread(n: usize) -> usize {
+    let hot: usize = std::env::var("HOT_LINKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LINKS);
+    n % hot.clamp(1, LINKS)
+}
+
+fn batch() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> hoplink::Result<()> {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!(
+        "hoplink_bench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let store = Arc::new(
+        PgStore::connect_with(
+            &url,
+            PgSettings {
+                schema: Some(schema.clone()),
+                ..PgSettings::default()
+            },
+        )
+        .await?,
+    );
+    let shortener = Shortener::builder()
+        .store(store.clone())
+        .id_allocator(store.clone())
+        .build()?;
+    let mut links = Vec::with_capacity(LINKS);
+    for i in 0..LINKS {
+        links.push(
+            shortener
+                .shorten(NewLink::new(format!("https://example.com/{i}")), None)
+                .await?,
+        );
+    }
+    eprintln!("{LINKS} links created");
+
+    let today = chrono::Utc::now().date_naive();
+    #[allow(non_snake_case)]
+    let (BATCH, BATCHES) = (batch(), 200_000 / batch());
+    let started = Instant::now();
+    for b in 0..BATCHES {
+        let clicks: Vec<ClassifiedClick> = (0..BATCH)
+            .map(|i| ClassifiedClick {
+                event_id: uuid::Uuid::now_v7(),
+                link_id: links[spread(b * BATCH + i)].id,
+                day: today,
+                visitor: format!("{:032x}", (b * BATCH + i) % 5000),
+                is_bot: i % 20 == 0,
+                referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
+                browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),
+                os: ["Windows 10", "Mac OSX", "Linux"][i % 3].into(),
+                device: ["desktop", "mobile"][i % 2].into(),
+                country: ["DE", "US", "unknown"][i % 3].into(),
+                counted_at_redirect: false,
+            })
+            .collect();
+        let t = Instant::now();
+        store.record(&clicks).await?;
+        if std::env::var_os("VERBOSE").is_some() && (b < 8 || b % 50 == 0) {
+            eprintln!("batch {b}: {:?}", t.elapsed());
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "ingest: {} events in batches of {BATCH}: {:.0} events/s ({:.1} ms per batch)",
+        BATCH * BATCHES,
+        (BATCH * BATCHES) as f64 / took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / BATCHES as f64
+    );
+
+    let mut latencies = Vec::with_capacity(LOOKUPS);
+    for i in 0..LOOKUPS {
+        let code = &links[(i * 7919) % LINKS].short_code;
+        let t = Instant::now();
+        let found = store.get_by_code(code).await?;
+        latencies.push(t.elapsed());
+        assert!(found.is_some());
+    }
+    latencies.sort();
+    println!(
+        "resolve from the store (get_by_code, 1 connection at a time): p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1]
+    );
+    shortener.shutdown().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(store.pool())
+        .await
+        .map_err(|e| hoplink::Error::backend("postgres", e))?;
+    Ok(())
+}
