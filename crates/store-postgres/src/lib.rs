@@ -78,6 +78,10 @@ fn db_error(e: sqlx::Error) -> Error {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
             Error::unavailable("postgres", "statement timed out")
         }
+        // Deadlock or serialization failure: the same call can succeed when retried.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+            Error::unavailable("postgres", e.to_string())
+        }
         _ => Error::backend("postgres", e),
     }
 }
@@ -610,7 +614,7 @@ WITH input AS (
 ),
 fresh_ids AS (
     INSERT INTO click_events (event_id, day)
-    SELECT DISTINCT ON (event_id) event_id, day FROM input
+    SELECT DISTINCT ON (event_id) event_id, day FROM input ORDER BY event_id
     ON CONFLICT DO NOTHING
     RETURNING event_id
 ),
@@ -620,6 +624,7 @@ fresh AS (
 new_visitors AS (
     INSERT INTO daily_visitors (link_id, day, visitor)
     SELECT DISTINCT link_id, day, visitor FROM fresh WHERE NOT is_bot AND visitor <> ''
+    ORDER BY link_id, day, visitor
     ON CONFLICT DO NOTHING
     RETURNING link_id, day
 ),
@@ -636,6 +641,7 @@ rollups AS (
     INSERT INTO daily_rollups (link_id, day, clicks, bot_clicks, unique_visitors)
     SELECT c.link_id, c.day, c.clicks, c.bot_clicks, coalesce(v.n, 0)
     FROM click_counts c LEFT JOIN visitor_counts v USING (link_id, day)
+    ORDER BY c.link_id, c.day
     ON CONFLICT (link_id, day) DO UPDATE SET
         clicks = daily_rollups.clicks + EXCLUDED.clicks,
         bot_clicks = daily_rollups.bot_clicks + EXCLUDED.bot_clicks,
@@ -650,6 +656,7 @@ breakdowns AS (
                          ('device', device), ('country', country)) AS d(dimension, value)
     WHERE NOT is_bot
     GROUP BY link_id, day, d.dimension, d.value
+    ORDER BY link_id, day, d.dimension, d.value
     ON CONFLICT (link_id, day, dimension, value) DO UPDATE SET
         clicks = daily_breakdowns.clicks + EXCLUDED.clicks
     RETURNING 1
@@ -664,44 +671,65 @@ SELECT (SELECT count(*) FROM fresh) AS recorded,
        (SELECT count(*) FROM rollups) + (SELECT count(*) FROM breakdowns) + (SELECT count(*) FROM counted) AS touched
 ";
 
+async fn record_chunk(pool: &PgPool, chunk: &[ClassifiedClick]) -> Result<u64> {
+    let col = |f: fn(&ClassifiedClick) -> String| chunk.iter().map(f).collect::<Vec<String>>();
+    let row = sqlx::query(RECORD_BATCH)
+        .bind(chunk.iter().map(|c| c.event_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|c| c.link_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|c| c.day).collect::<Vec<_>>())
+        .bind(col(|c| c.visitor.clone()))
+        .bind(chunk.iter().map(|c| c.is_bot).collect::<Vec<_>>())
+        .bind(col(|c| c.referrer.clone()))
+        .bind(col(|c| c.browser.clone()))
+        .bind(col(|c| c.os.clone()))
+        .bind(col(|c| c.device.clone()))
+        .bind(col(|c| c.country.clone()))
+        .bind(
+            chunk
+                .iter()
+                .map(|c| c.counted_at_redirect)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)?;
+    let n: i64 = row.try_get("recorded").map_err(db_error)?;
+    Ok(n.max(0) as u64)
+}
+
 #[async_trait]
 impl AnalyticsStore for PgStore {
     async fn record(&self, clicks: &[ClassifiedClick]) -> Result<RecordOutcome> {
         if clicks.is_empty() {
             return Ok(RecordOutcome::default());
         }
-        // sqlx leaves Nagle's algorithm on, and a statement whose parameters span more
-        // than a few TCP segments stalls ~40 ms on the server's delayed ACK: the batch
-        // goes as statements of RECORD_CHUNK events, in one transaction.
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let mut recorded = 0u64;
-        for chunk in clicks.chunks(RECORD_CHUNK) {
-            let col =
-                |f: fn(&ClassifiedClick) -> String| chunk.iter().map(f).collect::<Vec<String>>();
-            let row = sqlx::query(RECORD_BATCH)
-                .bind(chunk.iter().map(|c| c.event_id).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|c| c.link_id).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|c| c.day).collect::<Vec<_>>())
-                .bind(col(|c| c.visitor.clone()))
-                .bind(chunk.iter().map(|c| c.is_bot).collect::<Vec<_>>())
-                .bind(col(|c| c.referrer.clone()))
-                .bind(col(|c| c.browser.clone()))
-                .bind(col(|c| c.os.clone()))
-                .bind(col(|c| c.device.clone()))
-                .bind(col(|c| c.country.clone()))
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|c| c.counted_at_redirect)
-                        .collect::<Vec<_>>(),
-                )
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            let n: i64 = row.try_get("recorded").map_err(db_error)?;
-            recorded += n.max(0) as u64;
+        // Each chunk statement is complete on its own (de-duplication, rollups and
+        // click_count of its events move together), so a failed batch retried later only
+        // adds what is missing. Chunks run concurrently on separate connections; sorted by
+        // link they mostly touch disjoint rows, and every statement locks in key order.
+        //
+        // Why chunks: sqlx leaves Nagle's algorithm on, and a statement whose parameters
+        // exceed ~16 KB stalls ~40 ms on the server's delayed ACK.
+        let mut sorted: Vec<&ClassifiedClick> = clicks.iter().collect();
+        sorted.sort_by_key(|c| (c.link_id, c.event_id));
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in sorted.chunks(RECORD_CHUNK) {
+            let chunk: Vec<ClassifiedClick> = chunk.iter().map(|c| (*c).clone()).collect();
+            let pool = self.pool.clone();
+            tasks.spawn(async move { record_chunk(&pool, &chunk).await });
         }
-        tx.commit().await.map_err(db_error)?;
+        let mut recorded = 0u64;
+        let mut failure = None;
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(n)) => recorded += n,
+                Ok(Err(e)) => failure = Some(e),
+                Err(e) => failure = Some(Error::backend("postgres", e)),
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         let recorded = recorded.min(clicks.len() as u64);
         Ok(RecordOutcome {
             recorded,

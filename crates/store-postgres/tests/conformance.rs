@@ -214,3 +214,70 @@ async fn unreachable_database_is_a_clear_retryable_error() {
         "bounded, never a hang"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_replays_of_one_batch_count_each_click_once() {
+    use hoplink::model::ClassifiedClick;
+    use hoplink::{AnalyticsStore, LinkStore};
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let store = Arc::new(connect(&url, &schema).await);
+    let links: Vec<_> = (0..7)
+        .map(|_| hoplink::testing::sample_link(None))
+        .collect();
+    for link in &links {
+        store.insert(link).await.unwrap();
+    }
+    let today = chrono::Utc::now().date_naive();
+    let batch: Vec<ClassifiedClick> = (0..1000)
+        .map(|i| ClassifiedClick {
+            event_id: uuid::Uuid::now_v7(),
+            link_id: links[i % 7].id,
+            day: today,
+            visitor: format!("{:032x}", i % 50),
+            is_bot: false,
+            referrer: "direct".into(),
+            browser: "Firefox".into(),
+            os: "Linux".into(),
+            device: "desktop".into(),
+            country: "DE".into(),
+            counted_at_redirect: false,
+        })
+        .collect();
+    let batch = Arc::new(batch);
+    // Four workers that all received the same batch (redelivery after a rebalance).
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, batch) = (store.clone(), batch.clone());
+            tokio::spawn(async move {
+                loop {
+                    match store.record(&batch).await {
+                        Ok(outcome) => return outcome.recorded,
+                        Err(e) if e.is_retryable() => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for t in tasks {
+        recorded += t.await.unwrap();
+    }
+    assert_eq!(
+        recorded, 1000,
+        "each event recorded by exactly one of the workers"
+    );
+    let mut clicks = 0;
+    for link in &links {
+        let window = store.rollups(link.id, today, today).await.unwrap();
+        clicks += window.days.iter().map(|d| d.clicks).sum::<u64>();
+        let counted = store.get(link.id).await.unwrap().unwrap().click_count;
+        assert_eq!(
+            counted, window.days[0].clicks,
+            "click_count agrees with the rollup"
+        );
+    }
+    assert_eq!(clicks, 1000);
+    drop_schema(&store, &schema).await;
+}
