@@ -40,8 +40,8 @@ pub use model::{
 };
 pub use qr::QrFormat;
 pub use service::{
-    ComponentHealth, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS, MAX_PAGE_SIZE,
-    QrContent, Redirect, Shortener, ShortenerBuilder,
+    ComponentHealth, DEFAULT_PAGE_SIZE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS,
+    MAX_PAGE_SIZE, QrContent, Redirect, Shortener, ShortenerBuilder,
 };
 pub use store::{AnalyticsStore, LinkStore, UserStore};
 

@@ -1014,7 +1014,7 @@ impl Api {
 }
 
 fn default_limit() -> u32 {
-    hoplink::ListOptions::default().limit.unwrap_or(20)
+    hoplink::DEFAULT_PAGE_SIZE
 }
 
 fn default_days() -> u32 {

@@ -6,7 +6,7 @@ use crate::problem::{Problem, ceil_secs, problem_of, problem_response_of_poem_er
 use crate::state::AppState;
 use hoplink::{LimitScope, RateLimitDecision};
 use ipnet::IpNet;
-use poem::http::{HeaderValue, Method, StatusCode};
+use poem::http::{HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 /// Request id header.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The token of an `Authorization: Bearer` value.
 pub fn bearer_token(value: &str) -> Option<&str> {
