@@ -3,12 +3,13 @@
 # p50/p99 latency of hoplink for DURATION seconds with wrk, and the same against a bare
 # hyper server answering 302 from a HashMap, and prints the ratio.
 #
-#   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 by default
+#   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=3 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-3}
 HOPLINK_PORT=${HOPLINK_PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
 LINKS=10000
@@ -79,10 +80,21 @@ run() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$wor
 echo "loadtest: warming up"
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$HOPLINK_PORT" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$BASELINE_PORT" >/dev/null
-echo "loadtest: hoplink, ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS"
-hop=$(run "$HOPLINK_PORT"); echo "  $hop"
-echo "loadtest: bare hyper baseline"
-base=$(run "$BASELINE_PORT"); echo "  $base"
-hop_rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$hop")
-base_rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$base")
-python3 -c "print(f'loadtest: hoplink reaches {100*$hop_rps/$base_rps:.1f} % of bare hyper ({$hop_rps} vs {$base_rps} redirects/s)')"
+# The two servers share the machine with wrk, and its speed drifts: rounds alternate
+# between them and the medians are compared.
+hop_all=(); base_all=()
+for round in $(seq "$ROUNDS"); do
+  hop=$(run "$HOPLINK_PORT"); echo "  round $round hoplink:     $hop"; hop_all+=("$hop")
+  base=$(run "$BASELINE_PORT"); echo "  round $round bare hyper:  $base"; base_all+=("$base")
+done
+python3 - "$ROUNDS" "${hop_all[@]}" "${base_all[@]}" <<'PY'
+import re, statistics, sys
+rounds = int(sys.argv[1]); lines = sys.argv[2:]
+parse = lambda l: {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", l)}
+hop, base = [parse(l) for l in lines[:rounds]], [parse(l) for l in lines[rounds:]]
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+h, b = med(hop, "rps"), med(base, "rps")
+print(f"loadtest: median of {rounds} rounds: hoplink {h:.0f} redirects/s (p50 {med(hop, 'p50_us'):.0f} us, p99 {med(hop, 'p99_us'):.0f} us, errors {sum(r['errors'] + r['non2xx3xx'] for r in hop):.0f})")
+print(f"loadtest: median of {rounds} rounds: bare hyper {b:.0f} redirects/s (p50 {med(base, 'p50_us'):.0f} us, p99 {med(base, 'p99_us'):.0f} us)")
+print(f"loadtest: hoplink reaches {100 * h / b:.1f} % of bare hyper")
+PY
