@@ -174,11 +174,28 @@ impl<E: Endpoint> Endpoint for Observe<E> {
                 id
             }
         };
-        let too_large = req
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
+        let content_length = req.headers().get(poem::http::header::CONTENT_LENGTH);
+        let mut too_large = content_length
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|len| len > crate::MAX_BODY_BYTES as u64);
+        if content_length.is_none()
+            && req
+                .headers()
+                .contains_key(poem::http::header::TRANSFER_ENCODING)
+        {
+            // A body without a length (chunked): read it here, up to the limit.
+            use tokio::io::AsyncReadExt;
+            let mut reader = req
+                .take_body()
+                .into_async_read()
+                .take(crate::MAX_BODY_BYTES as u64 + 1);
+            let mut bytes = Vec::new();
+            match reader.read_to_end(&mut bytes).await {
+                Ok(_) if bytes.len() > crate::MAX_BODY_BYTES => too_large = true,
+                Ok(_) => req.set_body(bytes),
+                Err(_) => too_large = true,
+            }
+        }
         let uri = req.uri().clone();
         let method = req.method().clone();
         let span = if is_redirect {

@@ -1336,3 +1336,50 @@ async fn graceful_stop_flushes_every_click() {
     let summary = shortener.analytics_summary(&owner, &code, 1).await.unwrap();
     assert_eq!(summary.total_clicks, 50, "a graceful stop loses no click");
 }
+
+#[tokio::test]
+async fn chunked_bodies_are_limited_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = app().await;
+    let mut stream = tokio::net::TcpStream::connect(app.server.addr)
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.split();
+    let writer = async {
+        let head = "POST /api/v1/urls HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let _ = write.write_all(head.as_bytes()).await;
+        let chunk = vec![b'a'; 64 * 1024];
+        for _ in 0..80 {
+            if write
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await
+                .is_err()
+                || write.write_all(&chunk).await.is_err()
+                || write.write_all(b"\r\n").await.is_err()
+            {
+                return;
+            }
+        }
+        let _ = write.write_all(b"0\r\n\r\n").await;
+    };
+    let reader = async {
+        let mut response = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = read.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&response).to_string()
+    };
+    let (_, response) = tokio::join!(writer, reader);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("application/problem+json")
+    );
+    app.server.stop().await.unwrap();
+}
