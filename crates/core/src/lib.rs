@@ -25,6 +25,7 @@ mod service;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod validate;
 
 pub use analytics::{AnalyticsConfig, StatsSnapshot};
@@ -44,6 +45,7 @@ pub use service::{
     MAX_PAGE_SIZE, QrContent, Redirect, Shortener, ShortenerBuilder,
 };
 pub use store::{AnalyticsStore, LinkStore, UserStore};
+pub use text::StackString;
 
 /// How to write a backend.
 ///

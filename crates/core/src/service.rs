@@ -20,6 +20,7 @@ use crate::model::{
 };
 use crate::qr::{self, QrFormat};
 use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use crate::text::StackString;
 use crate::validate::{
     validate_email, validate_password, validate_tags, validate_title, validate_url,
 };
@@ -522,24 +523,6 @@ impl Inner {
     }
 }
 
-/// A rate-limit key built on the stack: the redirect flood guard runs on every redirect.
-struct KeyBuf {
-    buf: [u8; 128],
-    len: usize,
-}
-
-impl std::fmt::Write for KeyBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(std::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 fn owned_by(link: Link, principal: &Principal) -> Result<Link> {
     if link.owner_id == Some(principal.user_id) {
         Ok(link)
@@ -996,12 +979,10 @@ impl Shortener {
         let Some(quota) = self.inner.config.limits.quota(scope) else {
             return Ok(None);
         };
-        let mut key = KeyBuf {
-            buf: [0; 128],
-            len: 0,
-        };
+        // Built on the stack: the redirect flood guard runs on every redirect.
+        let mut key = StackString::<128>::new();
         let decision = if write!(key, "{}:{subject}", scope.as_str()).is_ok() {
-            let key = std::str::from_utf8(&key.buf[..key.len]).unwrap_or_default();
+            let key = key.as_str();
             match self.inner.limiter.check_local(key, quota) {
                 Some(decision) => decision,
                 None => self.inner.limiter.check(key, quota).await?,

@@ -37,10 +37,7 @@ fn new_request_id() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut text = IpText {
-        buf: [0; 48],
-        len: 0,
-    };
+    let mut text = hoplink::StackString::<32>::new();
     let _ = write!(text, "{prefix:016x}{n:016x}");
     HeaderValue::from_str(text.as_str()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
@@ -91,49 +88,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// An IP address as text without allocating (the flood guard runs on every redirect).
-pub struct IpText {
-    buf: [u8; 48],
-    len: usize,
+pub fn ip_text(ip: IpAddr) -> hoplink::StackString<48> {
+    let mut text = hoplink::StackString::new();
+    let _ = write!(text, "{ip}");
+    text
 }
 
-impl IpText {
-    /// Formats `ip`.
-    pub fn new(ip: IpAddr) -> Self {
-        let mut text = IpText {
-            buf: [0; 48],
-            len: 0,
-        };
-        let _ = write!(text, "{ip}");
-        text
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("unknown")
-    }
-}
-
-impl std::fmt::Write for IpText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(std::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Adds the `RateLimit-*` headers of a decision.
 pub fn add_rate_limit_headers(resp: &mut Response, d: &RateLimitDecision) {
     let headers = resp.headers_mut();
-    headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
-    headers.insert(
-        "ratelimit-reset",
-        HeaderValue::from(ceil_secs(d.reset_after)),
-    );
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_secs(d.reset_after)));
 }
 
 /// The 429 answer of a refused decision.
@@ -392,7 +362,7 @@ mod tests {
                 && !constant_time_eq(b"a", b"ab")
         );
         assert_eq!(
-            IpText::new("2001:db8::1".parse().unwrap()).as_str(),
+            ip_text("2001:db8::1".parse().unwrap()).as_str(),
             "2001:db8::1"
         );
     }

@@ -2,7 +2,7 @@
 //! layers: that framing costs about a sixth of the throughput). Its OpenAPI description
 //! is added to the document by [`crate::spec`].
 
-use crate::http::{IpText, add_rate_limit_headers, client_ip, too_many_requests};
+use crate::http::{add_rate_limit_headers, client_ip, ip_text, too_many_requests};
 use crate::problem::problem_of;
 use crate::state::AppState;
 use hoplink::{LimitScope, Visit};
@@ -27,7 +27,7 @@ impl Endpoint for RedirectEndpoint {
         let decision = match ip {
             Some(ip) => match state
                 .shortener
-                .check_rate_limit(LimitScope::Redirect, IpText::new(ip).as_str())
+                .check_rate_limit(LimitScope::Redirect, ip_text(ip).as_str())
                 .await
             {
                 Ok(d) => d,

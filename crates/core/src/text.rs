@@ -1,0 +1,65 @@
+//! Small text helpers for hot paths.
+
+/// Text formatted into a fixed buffer on the stack, for hot paths that must not allocate
+/// (rate-limit keys, request ids). Writing past `N` bytes fails with `fmt::Error` and
+/// leaves the text as it was before that write.
+#[derive(Clone, Copy)]
+pub struct StackString<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackString<N> {
+    /// An empty string.
+    pub const fn new() -> Self {
+        StackString {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// The text written so far.
+    pub fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so this is always valid UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> Default for StackString<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackString<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > N {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for StackString<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write;
+
+    #[test]
+    fn writes_until_full() {
+        let mut s = StackString::<8>::new();
+        write!(s, "ab{}", 12).unwrap();
+        assert_eq!(s.as_str(), "ab12");
+        assert!(write!(s, "too long").is_err());
+        assert_eq!(s.as_str(), "ab12");
+    }
+}
