@@ -15,7 +15,7 @@ pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use ids::MemoryIdAllocator;
 pub use limiter::MemoryRateLimiter;
-pub use store::MemoryStore;
+pub use store::{DEFAULT_DEDUP_HORIZON, MemoryStore};
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

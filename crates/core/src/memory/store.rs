@@ -21,10 +21,24 @@ type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 ///
 /// Links and analytics share one lock so that recording a click and growing the link's
 /// `click_count` are one atomic step, as [`AnalyticsStore`] requires.
-#[derive(Debug, Default)]
+///
+/// De-duplication remembers the most recent event ids, at least
+/// [`DEFAULT_DEDUP_HORIZON`] of them (two generations), so memory stays bounded under
+/// sustained traffic; redeliveries come from unacknowledged batches, far within it.
+#[derive(Debug)]
 pub struct MemoryStore {
     links: RwLock<LinkState>,
     users: RwLock<UserState>,
+    dedup_horizon: usize,
+}
+
+/// Event ids remembered for de-duplication, at least.
+pub const DEFAULT_DEDUP_HORIZON: usize = 1_000_000;
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_dedup_horizon(DEFAULT_DEDUP_HORIZON)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -33,7 +47,8 @@ struct LinkState {
     by_code: HashMap<String, Uuid>,
     by_owner: HashMap<Uuid, BTreeSet<(DateTime<Utc>, Uuid)>>,
     /// Event ids already recorded (de-duplication).
-    seen_events: std::collections::HashSet<Uuid, EventIdHashing>,
+    /// Event ids recorded, newest generation first.
+    seen_events: [std::collections::HashSet<Uuid, EventIdHashing>; 2],
     days: HashMap<(Uuid, NaiveDate), DayStats>,
 }
 
@@ -144,6 +159,16 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that remembers at least `events` recent event ids for
+    /// de-duplication (and at most twice as many).
+    pub fn with_dedup_horizon(events: usize) -> Self {
+        MemoryStore {
+            links: RwLock::default(),
+            users: RwLock::default(),
+            dedup_horizon: events.max(1),
+        }
     }
 
     /// Number of links stored.
@@ -293,7 +318,14 @@ impl AnalyticsStore for MemoryStore {
         let mut state = write(&self.links);
         let mut outcome = RecordOutcome::default();
         for click in clicks {
-            if !state.seen_events.insert(click.event_id) {
+            if state.seen_events[0].len() >= self.dedup_horizon {
+                // The older generation is forgotten; the newer one becomes it.
+                state.seen_events.swap(0, 1);
+                state.seen_events[0].clear();
+            }
+            if state.seen_events[1].contains(&click.event_id)
+                || !state.seen_events[0].insert(click.event_id)
+            {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -500,6 +532,48 @@ impl UserStore for MemoryStore {
 mod tests {
     use super::*;
     use crate::model::ClassifiedClick;
+
+    fn click(link_id: Uuid) -> ClassifiedClick {
+        ClassifiedClick {
+            event_id: Uuid::now_v7(),
+            link_id,
+            day: chrono::Utc::now().date_naive(),
+            visitor: "v".into(),
+            is_bot: false,
+            referrer: "direct".into(),
+            browser: "Firefox".into(),
+            os: "Linux".into(),
+            device: "desktop".into(),
+            country: "DE".into(),
+            counted_at_redirect: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn dedup_memory_is_bounded_but_covers_the_horizon() {
+        let store = MemoryStore::with_dedup_horizon(100);
+        let link = Uuid::now_v7();
+        let batches: Vec<Vec<ClassifiedClick>> = (0..10)
+            .map(|_| (0..50).map(|_| click(link)).collect())
+            .collect();
+        for (i, batch) in batches.iter().enumerate() {
+            assert_eq!(store.record(batch).await.unwrap().recorded, 50);
+            // A replay of the previous batches within the horizon is recognised.
+            assert_eq!(store.record(batch).await.unwrap().duplicates, 50);
+            if i > 0 {
+                assert_eq!(store.record(&batches[i - 1]).await.unwrap().duplicates, 50);
+            }
+        }
+        let state = read(&store.links);
+        let remembered = state.seen_events[0].len() + state.seen_events[1].len();
+        assert!((100..=200).contains(&remembered), "{remembered} ids kept");
+        let day = chrono::Utc::now().date_naive();
+        assert_eq!(
+            state.days[&(link, day)].clicks,
+            500,
+            "every click counted once"
+        );
+    }
 
     #[tokio::test]
     async fn breakdowns_past_the_small_vector_stay_exact() {
