@@ -155,6 +155,15 @@ impl PgStore {
         &self.pool
     }
 
+    /// Runs a query that yields at most one link row.
+    async fn optional_link(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Option<Link>> {
+        let row = query.fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.as_ref().map(link_of).transpose()
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -233,25 +242,15 @@ impl LinkStore for PgStore {
     }
 
     async fn get_by_code(&self, short_code: &str) -> Result<Option<Link>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {LINK_COLUMNS} FROM links WHERE short_code = $1"
-        )))
-        .bind(short_code)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(link_of).transpose()
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE short_code = $1");
+        self.optional_link(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(short_code))
+            .await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Link>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {LINK_COLUMNS} FROM links WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(link_of).transpose()
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE id = $1");
+        self.optional_link(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id))
+            .await
     }
 
     async fn list(&self, query: &LinkQuery) -> Result<Page<Link>> {
@@ -328,14 +327,9 @@ impl LinkStore for PgStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<Option<Link>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM links WHERE id = $1 RETURNING {LINK_COLUMNS}"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(link_of).transpose()
+        let sql = format!("DELETE FROM links WHERE id = $1 RETURNING {LINK_COLUMNS}");
+        self.optional_link(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id))
+            .await
     }
 
     async fn consume_click(&self, id: Uuid) -> Result<ClickBudget> {
