@@ -30,7 +30,7 @@ pub mod validate;
 
 pub use analytics::{AnalyticsConfig, StatsSnapshot};
 pub use bus::{EventBus, EventConsumer};
-pub use cache::Cache;
+pub use cache::{Cache, Invalidation, InvalidationListener, Listeners};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, GoneReason, Result};
 pub use ids::IdAllocator;

@@ -6,7 +6,7 @@ use crate::analytics::{
 };
 use crate::auth::{self, AccessClaims};
 use crate::bus::EventBus;
-use crate::cache::Cache;
+use crate::cache::{Cache, Invalidation};
 use crate::clock::{Clock, SystemClock, stored_precision};
 use crate::code::{CodeGenerator, is_plausible_code, validate_alias};
 use crate::error::{Error, GoneReason, Result};
@@ -180,7 +180,6 @@ struct Tasks {
     forwarder: JoinHandle<()>,
     stop_worker: watch::Sender<bool>,
     worker: Option<JoinHandle<()>>,
-    invalidation_listener: Option<JoinHandle<()>>,
 }
 
 /// An L1 entry and when it stops being trusted.
@@ -482,35 +481,28 @@ impl ShortenerBuilder {
                 run_worker(consumer, store, analytics_config, stats, worker_stop).await;
             })
         });
-        let invalidation_listener = inner.cache.as_ref().map(|cache| {
-            let mut invalidations = cache.invalidations();
+        if let Some(cache) = &inner.cache {
             let weak = Arc::downgrade(&inner);
-            tokio::spawn(async move {
-                use tokio::sync::broadcast::error::RecvError;
-                loop {
-                    let received = invalidations.recv().await;
-                    let Some(inner) = weak.upgrade() else { return };
-                    match received {
-                        Ok(code) => inner.forget_locally(&code),
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(
-                                missed,
-                                "missed cache invalidations; clearing the L1 cache"
-                            );
-                            inner.l1_epoch.fetch_add(1, Ordering::AcqRel);
-                            inner.l1.clear();
-                        }
-                        Err(RecvError::Closed) => return,
+            cache.listen(Arc::new(move |invalidation| {
+                let Some(inner) = weak.upgrade() else {
+                    return false;
+                };
+                match invalidation {
+                    Invalidation::Code(code) => inner.forget_locally(code),
+                    Invalidation::All => {
+                        tracing::warn!("cache invalidations may have been missed; clearing the L1 cache");
+                        inner.l1_epoch.fetch_add(1, Ordering::AcqRel);
+                        inner.l1.clear();
                     }
                 }
-            })
-        });
+                true
+            }));
+        }
         *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tasks {
             stop_forwarder,
             forwarder,
             stop_worker,
             worker,
-            invalidation_listener,
         });
         Ok(Shortener { inner })
     }
@@ -798,7 +790,7 @@ impl Shortener {
     }
 
     /// Makes every instance forget a code: this one at once, the others through the
-    /// shared cache's invalidation broadcast.
+    /// shared cache's invalidation listeners.
     async fn invalidate(&self, short_code: &str) {
         self.inner.forget_locally(short_code);
         if let Some(cache) = &self.inner.cache
@@ -1291,9 +1283,6 @@ impl Shortener {
             && let Err(e) = worker.await
         {
             tracing::error!(error = %e, "analytics worker failed");
-        }
-        if let Some(listener) = tasks.invalidation_listener {
-            listener.abort();
         }
     }
 }

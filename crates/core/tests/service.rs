@@ -660,73 +660,8 @@ async fn replayed_events_are_counted_once() {
 
 #[tokio::test]
 async fn two_instances_sharing_a_cache_never_serve_a_stale_link() {
-    let store = Arc::new(MemoryStore::new());
     let cache = Arc::new(MemoryCache::new());
-    let build = || {
-        Shortener::builder()
-            .store(store.clone())
-            .cache(cache.clone())
-            .build()
-            .unwrap()
-    };
-    let (a, b) = (build(), build());
-    let me = user(&a, "shared@example.com").await;
-    let link = a
-        .shorten(NewLink::new("https://example.com/v1"), Some(&me))
-        .await
-        .unwrap();
-    assert_eq!(
-        b.resolve(&link.short_code, &head())
-            .await
-            .unwrap()
-            .location(),
-        "https://example.com/v1"
-    );
-    assert_eq!(
-        b.resolve(&link.short_code, &head())
-            .await
-            .unwrap()
-            .location(),
-        "https://example.com/v1"
-    );
-    a.update_link(
-        &me,
-        link.id,
-        LinkPatch {
-            original_url: Some("https://example.com/v2".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    // The broadcast is asynchronous within a process too; it lands before the next poll.
-    let mut location = String::new();
-    for _ in 0..50 {
-        location = b
-            .resolve(&link.short_code, &head())
-            .await
-            .unwrap()
-            .location()
-            .to_string();
-        if location.ends_with("v2") {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(location, "https://example.com/v2");
-    a.delete_link(&me, link.id).await.unwrap();
-    let mut gone = false;
-    for _ in 0..50 {
-        if matches!(
-            b.resolve(&link.short_code, &head()).await,
-            Err(Error::NotFound { .. })
-        ) {
-            gone = true;
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert!(gone, "the delete reaches the other instance");
+    hoplink::testing::two_instances(cache.clone(), cache).await;
 }
 
 #[tokio::test]

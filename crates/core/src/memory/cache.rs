@@ -1,12 +1,11 @@
 use super::lock;
-use crate::cache::Cache;
+use crate::cache::{Cache, Invalidation, InvalidationListener, Listeners};
 use crate::error::Result;
 use crate::model::CacheEntry;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
 
 /// A process-local shared cache. Several [`Shortener`](crate::Shortener)s given the same
 /// `MemoryCache` behave like instances sharing Redis: an edit on one invalidates the L1
@@ -14,7 +13,7 @@ use tokio::sync::broadcast;
 #[derive(Debug)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, (CacheEntry, Instant)>>,
-    invalidations: broadcast::Sender<String>,
+    listeners: Listeners,
 }
 
 impl Default for MemoryCache {
@@ -28,7 +27,7 @@ impl MemoryCache {
     pub fn new() -> Self {
         MemoryCache {
             entries: Mutex::new(HashMap::new()),
-            invalidations: broadcast::channel(4096).0,
+            listeners: Listeners::default(),
         }
     }
 }
@@ -59,12 +58,11 @@ impl Cache for MemoryCache {
 
     async fn invalidate(&self, short_code: &str) -> Result<()> {
         lock(&self.entries).remove(short_code);
-        // No subscriber is not an error: nobody has an L1 to clear.
-        let _ = self.invalidations.send(short_code.to_string());
+        self.listeners.notify(Invalidation::Code(short_code));
         Ok(())
     }
 
-    fn invalidations(&self) -> broadcast::Receiver<String> {
-        self.invalidations.subscribe()
+    fn listen(&self, listener: InvalidationListener) {
+        self.listeners.add(listener);
     }
 }
