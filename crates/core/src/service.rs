@@ -490,7 +490,9 @@ impl ShortenerBuilder {
                 match invalidation {
                     Invalidation::Code(code) => inner.forget_locally(code),
                     Invalidation::All => {
-                        tracing::warn!("cache invalidations may have been missed; clearing the L1 cache");
+                        tracing::warn!(
+                            "cache invalidations may have been missed; clearing the L1 cache"
+                        );
                         inner.l1_epoch.fetch_add(1, Ordering::AcqRel);
                         inner.l1.clear();
                     }
@@ -762,7 +764,11 @@ impl Shortener {
                     Some(link) => CacheEntry::Found(Arc::new(link.redirect_target())),
                     None => CacheEntry::Missing,
                 };
-                if let Some(cache) = &inner.cache {
+                // An invalidation since the load began means the store may have answered
+                // with the old link: don't share it (the L1 check below skips it too).
+                if let Some(cache) = &inner.cache
+                    && inner.l1_epoch.load(Ordering::Acquire) == epoch
+                {
                     let ttl = match entry {
                         CacheEntry::Found(_) => inner.config.shared_ttl,
                         CacheEntry::Missing => inner.config.negative_ttl,

@@ -764,7 +764,11 @@ pub async fn two_instances(cache_a: Arc<dyn Cache>, cache_b: Arc<dyn Cache>) {
         ..Visit::default()
     };
     let user = a
-        .register(&format!("{}@example.com", unique("two")), "password123", None)
+        .register(
+            &format!("{}@example.com", unique("two")),
+            "password123",
+            None,
+        )
         .await
         .unwrap();
     let me = Principal { user_id: user.id };
@@ -790,7 +794,11 @@ pub async fn two_instances(cache_a: Arc<dyn Cache>, cache_b: Arc<dyn Cache>) {
         .await
         .unwrap();
         let r = b.resolve(&link.short_code, &head).await.unwrap();
-        assert_eq!(r.location(), url, "the very next redirect on b sees the edit");
+        assert_eq!(
+            r.location(),
+            url,
+            "the very next redirect on b sees the edit"
+        );
         let r = a.resolve(&link.short_code, &head).await.unwrap();
         assert_eq!(r.location(), url);
     }
