@@ -51,6 +51,15 @@ pub enum EventBusKind {
     Kafka,
 }
 
+/// What the Redis rate limiter does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RateLimitFailure {
+    /// Each instance enforces the limits alone (in memory) until Redis returns.
+    Open,
+    /// Refuse rate-limited requests with 429 until Redis returns.
+    Closed,
+}
+
 /// Log output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -97,6 +106,12 @@ pub struct Config {
     /// `redis://…`: shared cache, rate limiter and id blocks (default: in memory).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so deployments can share a Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "hoplink:")]
+    pub redis_prefix: String,
+    /// With `REDIS_URL`: what rate limits do while Redis is unreachable.
+    #[arg(long, env = "RATE_LIMIT_FAILURE", value_enum, default_value = "open")]
+    pub rate_limit_failure: RateLimitFailure,
     /// Event bus for clicks.
     #[arg(long, env = "EVENT_BUS", value_enum, default_value = "memory")]
     pub event_bus: EventBusKind,
@@ -155,6 +170,8 @@ impl std::fmt::Debug for Config {
             .field("base_url", &self.base_url)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("rate_limit_failure", &self.rate_limit_failure)
             .field("event_bus", &self.event_bus)
             .field("kafka_brokers", &self.kafka_brokers)
             .field("jwt_secret", &redact(&self.jwt_secret))

@@ -15,7 +15,7 @@ pub mod spec;
 pub mod state;
 
 use crate::api::Api;
-use crate::config::{Config, EventBusKind, LogFormat};
+use crate::config::{Config, EventBusKind, LogFormat, RateLimitFailure};
 use crate::http::{ApiGuard, Observe};
 use crate::metrics::Metrics;
 use crate::redirect::RedirectEndpoint;
@@ -73,18 +73,38 @@ pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
         let store = Arc::new(store);
         builder = builder.store(store.clone()).id_allocator(store);
     }
-    if config.redis_url.is_some() {
-        return Err(StartError::Config(
-            "REDIS_URL is set, but this build has no Redis backend yet; unset it to use the in-memory cache and limiter".into(),
-        ));
-    }
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let options = hoplink_redis::RedisOptions::new(url).prefix(&config.redis_prefix);
+            let redis = hoplink_redis::Redis::connect_with(options)
+                .await
+                .map_err(|e| StartError::Config(format!("REDIS_URL: {e}")))?;
+            let on_failure = match config.rate_limit_failure {
+                RateLimitFailure::Open => hoplink_redis::FailurePolicy::Open,
+                RateLimitFailure::Closed => hoplink_redis::FailurePolicy::Closed,
+            };
+            builder = builder
+                .cache(Arc::new(redis.cache()))
+                .rate_limiter(Arc::new(redis.rate_limiter(on_failure)));
+            // A PostgreSQL sequence outlives a Redis without persistence: prefer it.
+            if config.database_url.is_none() {
+                builder = builder.id_allocator(Arc::new(redis.id_allocator()));
+            }
+            tracing::info!("shared cache, rate limits and invalidation on Redis");
+            Some(redis)
+        }
+        None => None,
+    };
     match config.event_bus {
         EventBusKind::Memory => {}
         EventBusKind::Redis => {
-            return Err(StartError::Config(
-                "EVENT_BUS=redis needs the Redis backend, which this build does not have yet"
-                    .into(),
+            let Some(redis) = &redis else {
+                return Err(StartError::Config("EVENT_BUS=redis needs REDIS_URL".into()));
+            };
+            builder = builder.event_bus(Arc::new(
+                redis.event_bus(hoplink_redis::StreamOptions::default()),
             ));
+            tracing::info!("click events on a Redis stream");
         }
         EventBusKind::Kafka => {
             return Err(StartError::Config(

@@ -16,6 +16,12 @@ struct App {
 }
 
 async fn app_with(extra: &[&str]) -> App {
+    let args = backend_args(extra).await;
+    start_app(&args).await
+}
+
+/// The test defaults, `extra`, and the backends `E2E_BACKEND` names (fresh ones).
+async fn backend_args(extra: &[&str]) -> Vec<String> {
     let defaults = [
         ("--bind", "127.0.0.1:0"),
         ("--base-url", "https://sho.rt"),
@@ -26,17 +32,29 @@ async fn app_with(extra: &[&str]) -> App {
         ("--rate-limit-login", "off"),
         ("--rate-limit-redirect", "off"),
     ];
-    let mut args: Vec<&str> = Vec::new();
+    let mut args: Vec<String> = Vec::new();
     for (flag, value) in defaults {
         if !extra.contains(&flag) {
-            args.extend([flag, value]);
+            args.extend([flag.to_string(), value.to_string()]);
         }
     }
-    args.extend_from_slice(extra);
-    let database_url = postgres_url().await;
-    if let Some(url) = &database_url {
-        args.extend(["--database-url", url.as_str()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    if let Some(url) = postgres_url().await {
+        args.extend(["--database-url".to_string(), url]);
     }
+    if let Some((url, prefix)) = redis_settings() {
+        args.extend([
+            "--redis-url".to_string(),
+            url,
+            "--redis-prefix".to_string(),
+            prefix,
+        ]);
+        args.extend(["--event-bus".to_string(), "redis".to_string()]);
+    }
+    args
+}
+
+async fn start_app(args: &[String]) -> App {
     let config = Config::from_args(args).expect("config");
     let server = hoplink_server::start(config).await.expect("server starts");
     let client = Client::builder()
@@ -51,10 +69,29 @@ async fn app_with(extra: &[&str]) -> App {
     }
 }
 
-/// With `E2E_BACKEND=postgres`, every test runs on PostgreSQL (`TEST_DATABASE_URL`), in
-/// a fresh schema of its own.
+fn backend_has(name: &str) -> bool {
+    std::env::var("E2E_BACKEND").is_ok_and(|b| b.split('+').any(|part| part == name))
+}
+
+/// With `E2E_BACKEND` naming `redis` (e.g. `postgres+redis`), every test runs with the
+/// shared cache, rate limiter and event bus on Redis (`TEST_REDIS_URL`), under a key
+/// prefix of its own.
+fn redis_settings() -> Option<(String, String)> {
+    if !backend_has("redis") {
+        return None;
+    }
+    let url = std::env::var("TEST_REDIS_URL").expect("E2E_BACKEND with redis needs TEST_REDIS_URL");
+    let prefix = format!(
+        "hoplink-e2e-{}:",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    Some((url, prefix))
+}
+
+/// With `E2E_BACKEND` naming `postgres`, every test runs on PostgreSQL
+/// (`TEST_DATABASE_URL`), in a fresh schema of its own.
 async fn postgres_url() -> Option<String> {
-    if std::env::var("E2E_BACKEND").as_deref() != Ok("postgres") {
+    if !backend_has("postgres") {
         return None;
     }
     let url =
@@ -1382,4 +1419,164 @@ async fn chunked_bodies_are_limited_too() {
             .contains("application/problem+json")
     );
     app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_settings_are_checked_at_start() {
+    let no_redis = Config::from_args(["--bind", "127.0.0.1:0", "--event-bus", "redis"]).unwrap();
+    let err = hoplink_server::start(no_redis)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("EVENT_BUS=redis needs REDIS_URL"),
+        "{err}"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("redis://127.0.0.1:{port}");
+    let config =
+        Config::from_args(["--bind", "127.0.0.1:0", "--redis-url", unreachable.as_str()]).unwrap();
+    let err = hoplink_server::start(config).await.err().expect("refused");
+    assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    assert!(Config::from_args(["--rate-limit-failure", "sometimes"]).is_err());
+}
+
+/// Two instances sharing PostgreSQL and Redis behave as one service (runs when
+/// `E2E_BACKEND` names both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_behave_as_one() {
+    if !(backend_has("postgres") && backend_has("redis")) {
+        eprintln!("skipped: E2E_BACKEND=postgres+redis runs the two-instance test");
+        return;
+    }
+    let args = backend_args(&[
+        "--jwt-secret",
+        "two instances share this secret",
+        "--rate-limit-anon",
+        "10/3600",
+        "--rate-limit-redirect",
+        "50/3600",
+    ])
+    .await;
+    let (a, b) = (start_app(&args).await, start_app(&args).await);
+    let token = a.user("two@example.com").await;
+
+    // Concurrent creates on both instances: all codes distinct.
+    let mut creates = Vec::new();
+    for n in 0..200 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let request = app
+            .req(Method::POST, "/api/v1/urls")
+            .bearer_auth(&token)
+            .json(&json!({"original_url": format!("https://example.com/{n}")}));
+        creates.push(tokio::spawn(async move {
+            decode(request.send().await.unwrap()).await
+        }));
+    }
+    let mut codes = std::collections::HashSet::new();
+    for c in creates {
+        let (status, link) = c.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{link}");
+        codes.insert(link["short_code"].as_str().unwrap().to_string());
+    }
+    assert_eq!(codes.len(), 200, "distinct codes from both instances");
+
+    // Created on a, redirects on b; an edit on a is seen by b's very next redirect.
+    let link = a
+        .shorten(
+            Some(&token),
+            json!({"original_url": "https://example.com/v1"}),
+        )
+        .await;
+    let code = link["short_code"].as_str().unwrap();
+    let id = link["id"].as_str().unwrap();
+    for _ in 0..3 {
+        let r = b.visit(code, FIREFOX).await;
+        assert_eq!(r.headers()["location"], "https://example.com/v1");
+    }
+    for version in 2..5 {
+        let url = format!("https://example.com/v{version}");
+        let (s, _) = a
+            .json(
+                Method::PATCH,
+                &format!("/api/v1/urls/{id}"),
+                Some(&token),
+                json!({"original_url": url}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let r = b.visit(code, FIREFOX).await;
+        assert_eq!(
+            r.headers()["location"],
+            url.as_str(),
+            "b sees the edit at once"
+        );
+    }
+    let r = a.visit(code, FIREFOX).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let s = b
+        .req(Method::DELETE, &format!("/api/v1/urls/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.visit(code, FIREFOX).await.status(),
+        StatusCode::NOT_FOUND,
+        "a sees the delete at once"
+    );
+
+    // The anonymous limit holds over the sum of both instances (exact: one Redis script).
+    let mut created = 0;
+    for n in 0..20 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let (s, _) = app
+            .json(
+                Method::POST,
+                "/api/v1/urls",
+                None,
+                json!({"original_url": "https://example.com/anon"}),
+            )
+            .await;
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::TOO_MANY_REQUESTS,
+            "{s}"
+        );
+        created += usize::from(s == StatusCode::CREATED);
+    }
+    assert_eq!(created, 10, "10/3600 shared by both instances");
+
+    // The redirect flood guard decides locally and reconciles every 100 ms: with the
+    // requests spread over time it holds within one sync interval's traffic.
+    let target = a
+        .shorten(
+            Some(&token),
+            json!({"original_url": "https://example.com/flood"}),
+        )
+        .await;
+    let code = target["short_code"].as_str().unwrap();
+    let mut redirected = 0;
+    for _ in 0..10 {
+        for app in [&a, &b] {
+            for _ in 0..5 {
+                redirected +=
+                    usize::from(app.visit(code, FIREFOX).await.status() == StatusCode::FOUND);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The 8 redirects above (3 + 3 on b, 2 on a) count against the same client's quota.
+    let allowed = redirected + 8;
+    assert!(
+        (50..=55).contains(&allowed),
+        "{allowed} redirects allowed, quota 50"
+    );
+    a.server.stop().await.unwrap();
+    b.server.stop().await.unwrap();
 }
