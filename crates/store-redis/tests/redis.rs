@@ -391,6 +391,9 @@ async fn redirects_survive_a_redis_restart_and_invalidation_recovers() {
     let Some(mut own) = OwnRedis::start().await else {
         panic!("redis-server could not be started on a spare port");
     };
+    let closed_limiter = connect(&own.url(), "restart:")
+        .await
+        .rate_limiter(FailurePolicy::Closed);
     let store = Arc::new(hoplink::memory::MemoryStore::new());
     let mut caches = Vec::new();
     let mut limiters = Vec::new();
@@ -460,6 +463,12 @@ async fn redirects_survive_a_redis_restart_and_invalidation_recovers() {
     let decision = limiters[0].check("anon:203.0.113.9", quota).await.unwrap();
     assert!(decision.allowed, "fails open to the local limiter");
     assert!(limiters[0].fallback_decisions() > 0);
+    let refused = closed_limiter
+        .check("anon:203.0.113.9", quota)
+        .await
+        .unwrap();
+    assert!(!refused.allowed, "fails closed when told to");
+    assert_eq!(refused.retry_after, Some(Duration::from_secs(1)));
     assert!(b.stats().shared_cache_errors > 0, "counted");
 
     assert!(own.restart().await, "redis-server restarts");
