@@ -65,5 +65,8 @@ pub use text::StackString;
 /// }
 /// ```
 ///
-/// 4. Give each test run its own namespace (schema, key prefix, topic) so runs don't collide.
+/// 4. A shared [`Cache`] also runs `testing::two_instances` with two handles on one
+///    backend (as two processes would have): after an edit returns, the very next redirect
+///    on the other instance must see it. [`Listeners`] keeps a cache's listeners.
+/// 5. Give each test run its own namespace (schema, key prefix, topic) so runs don't collide.
 pub mod implementing_a_backend {}
