@@ -1569,7 +1569,7 @@ async fn two_instances_behave_as_one() {
                     usize::from(app.visit(code, FIREFOX).await.status() == StatusCode::FOUND);
             }
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
     // The 8 redirects above (3 + 3 on b, 2 on a) count against the same client's quota.
     let allowed = redirected + 8;
