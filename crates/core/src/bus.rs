@@ -19,6 +19,11 @@ use std::time::Duration;
 pub trait EventBus: Send + Sync + Debug {
     /// Appends a batch of events.
     async fn publish(&self, events: &[ClickEvent]) -> Result<()>;
+    /// Waits until every accepted event is durably in the bus (a bus that buffers inside
+    /// the process, like a Kafka producer, sends what it holds). Called at shutdown.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
     /// Joins consumer group `group` as `consumer`.
     async fn subscribe(&self, group: &str, consumer: &str) -> Result<Box<dyn EventConsumer>>;
     /// Whether the bus answers.

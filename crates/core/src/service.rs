@@ -1284,6 +1284,9 @@ impl Shortener {
         if let Err(e) = tasks.forwarder.await {
             tracing::error!(error = %e, "click forwarder failed");
         }
+        if let Err(e) = self.inner.bus.flush().await {
+            tracing::error!(error = %e, "flushing the event bus failed; unsent clicks may be lost");
+        }
         let _ = tasks.stop_worker.send(true);
         if let Some(worker) = tasks.worker
             && let Err(e) = worker.await

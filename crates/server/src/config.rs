@@ -118,6 +118,13 @@ pub struct Config {
     /// Kafka bootstrap servers when `EVENT_BUS=kafka`.
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
+    /// Topic of click events when `EVENT_BUS=kafka` (created when missing).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "hoplink-clicks")]
+    pub kafka_topic: String,
+    /// Partitions of the topic when it is created: the most analytics workers that share
+    /// the work.
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value = "6", value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub kafka_partitions: i32,
     /// HS256 secret of access tokens (default: random per process, with a warning).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -174,6 +181,8 @@ impl std::fmt::Debug for Config {
             .field("rate_limit_failure", &self.rate_limit_failure)
             .field("event_bus", &self.event_bus)
             .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_topic", &self.kafka_topic)
+            .field("kafka_partitions", &self.kafka_partitions)
             .field("jwt_secret", &redact(&self.jwt_secret))
             .field("rate_limit_anon", &self.rate_limit_anon)
             .field("rate_limit_auth", &self.rate_limit_auth)

@@ -107,10 +107,20 @@ pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
             tracing::info!("click events on a Redis stream");
         }
         EventBusKind::Kafka => {
-            return Err(StartError::Config(
-                "EVENT_BUS=kafka needs the Kafka backend, which this build does not have yet"
-                    .into(),
-            ));
+            let Some(brokers) = &config.kafka_brokers else {
+                return Err(StartError::Config(
+                    "EVENT_BUS=kafka needs KAFKA_BROKERS".into(),
+                ));
+            };
+            let options = hoplink_kafka::KafkaOptions {
+                partitions: config.kafka_partitions,
+                ..hoplink_kafka::KafkaOptions::new(brokers).topic(&config.kafka_topic)
+            };
+            let bus = hoplink_kafka::KafkaEventBus::connect(options)
+                .await
+                .map_err(|e| StartError::Config(format!("KAFKA_BROKERS: {e}")))?;
+            builder = builder.event_bus(Arc::new(bus));
+            tracing::info!(topic = %config.kafka_topic, "click events on Kafka");
         }
     }
     builder = builder
