@@ -17,7 +17,7 @@ pub mod state;
 use crate::api::Api;
 use crate::config::{Config, EventBusKind, LogFormat, RateLimitFailure};
 use crate::http::{ApiGuard, Observe};
-use crate::metrics::Metrics;
+use crate::metrics::{BackendCounter, Metrics};
 use crate::redirect::RedirectEndpoint;
 use crate::state::AppState;
 use hoplink::{AnalyticsConfig, Shortener};
@@ -64,6 +64,12 @@ fn secret_u64(secret: &str) -> u64 {
 
 /// Builds the service from the configuration, connecting to the configured backends.
 pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
+    build(config).await.map(|(shortener, _)| shortener)
+}
+
+/// The service and the counters its backends keep for `/metrics`.
+async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), StartError> {
+    let mut counters = Vec::new();
     let mut builder = Shortener::builder();
     if let Some(url) = &config.database_url {
         let store = hoplink_postgres::PgStore::connect(url)
@@ -83,9 +89,16 @@ pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
                 RateLimitFailure::Open => hoplink_redis::FailurePolicy::Open,
                 RateLimitFailure::Closed => hoplink_redis::FailurePolicy::Closed,
             };
+            let limiter = redis.rate_limiter(on_failure);
+            let reading = limiter.clone();
+            counters.push(BackendCounter {
+                name: "hoplink_rate_limit_fallbacks_total",
+                help: "Rate-limit decisions made without Redis while it was unreachable.",
+                read: Box::new(move || reading.fallback_decisions()),
+            });
             builder = builder
                 .cache(Arc::new(redis.cache()))
-                .rate_limiter(Arc::new(redis.rate_limiter(on_failure)));
+                .rate_limiter(Arc::new(limiter));
             // A PostgreSQL sequence outlives a Redis without persistence: prefer it.
             if config.database_url.is_none() {
                 builder = builder.id_allocator(Arc::new(redis.id_allocator()));
@@ -119,6 +132,35 @@ pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
             let bus = hoplink_kafka::KafkaEventBus::connect(options)
                 .await
                 .map_err(|e| StartError::Config(format!("KAFKA_BROKERS: {e}")))?;
+            let kafka_counters: [(
+                &'static str,
+                &'static str,
+                fn(hoplink_kafka::KafkaStats) -> u64,
+            ); 3] = [
+                (
+                    "hoplink_kafka_events_delivered_total",
+                    "Click events the Kafka broker acknowledged.",
+                    |s| s.delivered,
+                ),
+                (
+                    "hoplink_kafka_delivery_failures_total",
+                    "Click events the Kafka producer gave up on.",
+                    |s| s.failed,
+                ),
+                (
+                    "hoplink_kafka_queue_full_total",
+                    "Publishes refused because the Kafka producer's queue was full.",
+                    |s| s.queue_full,
+                ),
+            ];
+            for (name, help, field) in kafka_counters {
+                let reading = bus.clone();
+                counters.push(BackendCounter {
+                    name,
+                    help,
+                    read: Box::new(move || field(reading.stats())),
+                });
+            }
             builder = builder.event_bus(Arc::new(bus));
             tracing::info!(topic = %config.kafka_topic, "click events on Kafka");
         }
@@ -146,9 +188,10 @@ pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
             "JWT_SECRET is not set: using a random secret, so tokens die with this process and instances cannot share them"
         ),
     }
-    builder
+    let shortener = builder
         .build()
-        .map_err(|e| StartError::Config(e.to_string()))
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok((shortener, counters))
 }
 
 fn api_service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
@@ -269,12 +312,12 @@ impl Server {
 
 /// Starts the server on `config.bind` (port 0 picks a free port).
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let shortener = build_shortener(&config).await?;
+    let (shortener, counters) = build(&config).await?;
     let bind = config.bind;
     let state = Arc::new(AppState {
         shortener: shortener.clone(),
         config,
-        metrics: Metrics::default(),
+        metrics: Metrics::with_backend_counters(counters),
     });
     let acceptor = TcpListener::bind(bind)
         .into_acceptor()

@@ -79,9 +79,28 @@ pub fn route_label(path: &str) -> usize {
     }
 }
 
-/// Counters of the HTTP layer.
+/// A counter a backend keeps, read when `/metrics` is rendered.
+pub struct BackendCounter {
+    /// Metric name.
+    pub name: &'static str,
+    /// `# HELP` text.
+    pub help: &'static str,
+    /// Reads the current value.
+    pub read: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for BackendCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendCounter")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the HTTP layer, plus the backends' own.
 #[derive(Debug)]
 pub struct Metrics {
+    backend: Vec<BackendCounter>,
     requests: Vec<AtomicU64>,
     other_status: Vec<AtomicU64>,
     latency_buckets: Vec<AtomicU64>,
@@ -94,6 +113,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
         Metrics {
+            backend: Vec::new(),
             requests: zeros(ROUTES.len() * STATUSES.len()),
             other_status: zeros(ROUTES.len()),
             latency_buckets: zeros(LATENCY_BUCKETS.len()),
@@ -105,6 +125,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics that also render the backends' counters.
+    pub fn with_backend_counters(backend: Vec<BackendCounter>) -> Self {
+        Metrics {
+            backend,
+            ..Metrics::default()
+        }
+    }
+
     /// Counts a response.
     pub fn record(&self, route: usize, status: u16) {
         match STATUSES.iter().position(|s| *s == status) {
@@ -234,7 +262,8 @@ impl Metrics {
                 stats.record_failures,
             ),
         ];
-        for (name, help, value) in counters {
+        let backend = self.backend.iter().map(|c| (c.name, c.help, (c.read)()));
+        for (name, help, value) in counters.into_iter().chain(backend) {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"

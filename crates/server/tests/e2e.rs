@@ -1366,6 +1366,18 @@ async fn request_ids_health_and_metrics() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+    if backend_has("redis") {
+        assert!(
+            text.contains("hoplink_rate_limit_fallbacks_total 0"),
+            "{text}"
+        );
+    }
+    if backend_has("kafka") {
+        assert!(
+            text.contains("hoplink_kafka_delivery_failures_total 0"),
+            "{text}"
+        );
+    }
     app.server.stop().await.unwrap();
 }
 
