@@ -67,6 +67,13 @@ pub async fn build_shortener(config: &Config) -> Result<Shortener, StartError> {
     build(config).await.map(|(shortener, _)| shortener)
 }
 
+/// A Kafka delivery counter: name, help, and the field of the bus's stats.
+type KafkaCounter = (
+    &'static str,
+    &'static str,
+    fn(hoplink_kafka::KafkaStats) -> u64,
+);
+
 /// The service and the counters its backends keep for `/metrics`.
 async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), StartError> {
     let mut counters = Vec::new();
@@ -132,11 +139,7 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
             let bus = hoplink_kafka::KafkaEventBus::connect(options)
                 .await
                 .map_err(|e| StartError::Config(format!("KAFKA_BROKERS: {e}")))?;
-            let kafka_counters: [(
-                &'static str,
-                &'static str,
-                fn(hoplink_kafka::KafkaStats) -> u64,
-            ); 3] = [
+            let kafka_counters: [KafkaCounter; 3] = [
                 (
                     "hoplink_kafka_events_delivered_total",
                     "Click events the Kafka broker acknowledged.",
