@@ -61,11 +61,14 @@ async fn two_consumers_of_one_group_share_the_partitions() {
     let Some(brokers) = brokers() else { return };
     let bus = Arc::new(KafkaEventBus::connect(options(&brokers)).await.unwrap());
     let seen: Arc<std::sync::Mutex<HashMap<Uuid, Vec<usize>>>> = Default::default();
+    let store = Arc::new(hoplink::memory::MemoryStore::new());
+    let recorded = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for worker in 0..2 {
         let mut consumer = bus.subscribe("share", &format!("c{worker}")).await.unwrap();
         let (seen, stopped) = (seen.clone(), stopped.clone());
+        let (store, recorded) = (store.clone(), recorded.clone());
         workers.push(tokio::spawn(async move {
             while !*stopped.borrow() {
                 let batch = consumer
@@ -79,6 +82,11 @@ async fn two_consumers_of_one_group_share_the_partitions() {
                         .or_default()
                         .push(worker);
                 }
+                let clicks: Vec<_> = batch.iter().map(classified).collect();
+                let outcome = hoplink::AnalyticsStore::record(&*store, &clicks)
+                    .await
+                    .unwrap();
+                recorded.fetch_add(outcome.recorded, std::sync::atomic::Ordering::Relaxed);
                 consumer.ack().await.unwrap();
             }
         }));
@@ -116,6 +124,11 @@ async fn two_consumers_of_one_group_share_the_partitions() {
     assert!(
         by_worker.iter().all(|&n| n > 0),
         "both consumers got partitions: {by_worker:?}"
+    );
+    assert_eq!(
+        recorded.load(std::sync::atomic::Ordering::Relaxed),
+        2000,
+        "the store counts every event once"
     );
 }
 
