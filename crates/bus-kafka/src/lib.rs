@@ -265,7 +265,9 @@ impl EventBus for KafkaEventBus {
     async fn subscribe(&self, group: &str, consumer: &str) -> Result<Box<dyn EventConsumer>> {
         let kafka: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.options.brokers)
-            .set("group.id", group)
+            // Namespaced by topic: deployments (or test runs) sharing a cluster with
+            // topics of their own never share a group, nor its rebalances.
+            .set("group.id", format!("{group}.{}", self.options.topic))
             .set("client.id", consumer)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
