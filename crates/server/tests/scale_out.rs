@@ -3,17 +3,16 @@
 //! `TEST_KAFKA_BROKERS` (`.ci/run` provides all three); without them it prints a notice
 //! and passes, unless `CI` is set. Prints what it measured.
 
-use reqwest::{Client, StatusCode};
+mod common;
+
+use common::{FIREFOX, Tally, client, spawn, token, total_clicks};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::task::JoinSet;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hoplink");
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
 
 struct Backends {
     database_url: String,
@@ -45,20 +44,6 @@ fn backends() -> Option<Backends> {
             None
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `hoplink` process.
-struct Instance {
-    base: String,
-    child: Child,
 }
 
 /// The environment every instance shares: one schema, one key prefix, one topic.
@@ -108,87 +93,6 @@ async fn shared_env(b: &Backends, extra: &[(&str, &str)]) -> Vec<(String, String
         env.push((k.to_string(), v.to_string()));
     }
     env
-}
-
-async fn spawn(env: &[(String, String)]) -> Instance {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("BIND", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hoplink starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return Instance { base, child };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("instance on port {port} did not become healthy");
-}
-
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap()
-}
-
-async fn token(client: &Client, base: &str) -> String {
-    let credentials = json!({"email": "scale@example.com", "password": "password123"});
-    let r = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
-/// Tallies answers by status.
-#[derive(Default, Debug)]
-struct Tally(HashMap<u16, usize>);
-
-impl Tally {
-    fn add(&mut self, status: Option<StatusCode>) {
-        *self.0.entry(status.map_or(0, |s| s.as_u16())).or_default() += 1;
-    }
-    fn count(&self, status: u16) -> usize {
-        self.0.get(&status).copied().unwrap_or(0)
-    }
-    fn total(&self) -> usize {
-        self.0.values().sum()
-    }
-}
-
-async fn total_clicks(client: &Client, base: &str, token: &str, codes: &[String]) -> u64 {
-    let mut total = 0;
-    for code in codes {
-        let r = client
-            .get(format!("{base}/api/v1/analytics/{code}/summary?days=1"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let body: Value = r.json().await.unwrap();
-        total += body["total_clicks"].as_u64().unwrap_or(0);
-    }
-    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
