@@ -25,6 +25,9 @@ pub enum Command {
     Serve,
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Ask a running server's `/api/v1/health` (at `BIND`) and exit 0 when it answers 200:
+    /// a container health check that needs no curl in the image.
+    Healthcheck,
 }
 
 /// A rate limit setting: `N/SECONDS` or `off`.

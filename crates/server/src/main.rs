@@ -26,6 +26,13 @@ async fn main() -> ExitCode {
             print!("{}", hoplink_server::openapi_document(state));
             ExitCode::SUCCESS
         }
+        Some(Command::Healthcheck) => match healthcheck(cli.config.bind).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hoplink: unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Serve) | None => {
             hoplink_server::init_logging(cli.config.log_format);
             tracing::info!(config = ?cli.config, "starting");
@@ -48,6 +55,32 @@ async fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `GET /api/v1/health` over a plain HTTP/1.0 connection to the local server.
+async fn healthcheck(bind: std::net::SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /api/v1/health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within 5 s"))?
+        .map_err(|e| format!("{addr}: {e}"))?;
+    match &head[9..12] {
+        b"200" => Ok(()),
+        status => Err(format!("status {}", String::from_utf8_lossy(status))),
     }
 }
 

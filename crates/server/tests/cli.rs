@@ -70,6 +70,17 @@ fn sigterm_stops_gracefully_with_exit_0() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let healthcheck = || {
+        Command::new(BIN)
+            .arg("healthcheck")
+            .env("BIND", format!("0.0.0.0:{port}"))
+            .output()
+            .unwrap()
+    };
+    assert!(
+        healthcheck().status.success(),
+        "healthcheck of a running server"
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -84,6 +95,9 @@ fn sigterm_stops_gracefully_with_exit_0() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit:?}");
+    let down = healthcheck();
+    assert!(!down.status.success(), "healthcheck of a stopped server");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
     let out = child.wait_with_output().unwrap();
     let logs = String::from_utf8_lossy(&out.stdout);
     assert!(
