@@ -656,7 +656,12 @@ impl Api {
     /// Shorten a URL
     ///
     /// Anonymous callers may shorten too: their links have no owner and can't be edited.
-    #[oai(path = "/api/v1/urls", method = "post", tag = "Tag::Urls")]
+    #[oai(
+        path = "/api/v1/urls",
+        method = "post",
+        operation_id = "create_link",
+        tag = "Tag::Urls"
+    )]
     async fn create_url(
         &self,
         auth: OptionalAuth,
@@ -673,7 +678,12 @@ impl Api {
     }
 
     /// List your links
-    #[oai(path = "/api/v1/urls", method = "get", tag = "Tag::Urls")]
+    #[oai(
+        path = "/api/v1/urls",
+        method = "get",
+        operation_id = "list_links",
+        tag = "Tag::Urls"
+    )]
     async fn list_urls(
         &self,
         auth: Auth,
@@ -711,7 +721,12 @@ impl Api {
     }
 
     /// Create up to 1,000 links
-    #[oai(path = "/api/v1/urls/bulk", method = "post", tag = "Tag::Urls")]
+    #[oai(
+        path = "/api/v1/urls/bulk",
+        method = "post",
+        operation_id = "create_links_in_bulk",
+        tag = "Tag::Urls"
+    )]
     async fn bulk_create(&self, auth: Auth, body: Json<BulkBody>) -> ApiResult<OkBulk> {
         if body.0.items.len() > hoplink::MAX_BULK_ITEMS {
             return Err(unprocessable(
@@ -747,7 +762,12 @@ impl Api {
     }
 
     /// Get one of your links
-    #[oai(path = "/api/v1/urls/:id", method = "get", tag = "Tag::Urls")]
+    #[oai(
+        path = "/api/v1/urls/:id",
+        method = "get",
+        operation_id = "get_link",
+        tag = "Tag::Urls"
+    )]
     async fn get_url(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<OkLink> {
         let link = self
             .state
@@ -760,7 +780,12 @@ impl Api {
     /// Change one of your links
     ///
     /// The very next redirect, on every instance, sees the change.
-    #[oai(path = "/api/v1/urls/:id", method = "patch", tag = "Tag::Urls")]
+    #[oai(
+        path = "/api/v1/urls/:id",
+        method = "patch",
+        operation_id = "update_link",
+        tag = "Tag::Urls"
+    )]
     async fn update_url(
         &self,
         auth: Auth,
@@ -777,7 +802,12 @@ impl Api {
     }
 
     /// Delete one of your links
-    #[oai(path = "/api/v1/urls/:id", method = "delete", tag = "Tag::Urls")]
+    #[oai(
+        path = "/api/v1/urls/:id",
+        method = "delete",
+        operation_id = "delete_link",
+        tag = "Tag::Urls"
+    )]
     async fn delete_url(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         self.state
             .shortener
@@ -793,6 +823,7 @@ impl Api {
     #[oai(
         path = "/api/v1/analytics/:short_code/summary",
         method = "get",
+        operation_id = "analytics_summary",
         tag = "Tag::Analytics"
     )]
     async fn analytics_summary(
@@ -812,7 +843,12 @@ impl Api {
     }
 
     /// QR code of a short link
-    #[oai(path = "/api/v1/qr/:short_code", method = "get", tag = "Tag::Qr")]
+    #[oai(
+        path = "/api/v1/qr/:short_code",
+        method = "get",
+        operation_id = "qr_of_link",
+        tag = "Tag::Qr"
+    )]
     async fn qr_of_code(
         &self,
         short_code: Path<String>,
@@ -837,7 +873,12 @@ impl Api {
     }
 
     /// QR code of a URL or a short code
-    #[oai(path = "/api/v1/qr", method = "post", tag = "Tag::Qr")]
+    #[oai(
+        path = "/api/v1/qr",
+        method = "post",
+        operation_id = "qr_of_url_or_link",
+        tag = "Tag::Qr"
+    )]
     async fn qr(&self, body: Json<QrBody>) -> ApiResult<OkQr> {
         let body = body.0;
         let content = match (body.url, body.short_code) {
@@ -863,7 +904,12 @@ impl Api {
     }
 
     /// Register
-    #[oai(path = "/api/v1/auth/register", method = "post", tag = "Tag::Auth")]
+    #[oai(
+        path = "/api/v1/auth/register",
+        method = "post",
+        operation_id = "register",
+        tag = "Tag::Auth"
+    )]
     async fn register(&self, body: Json<RegisterBody>) -> ApiResult<CreatedUser> {
         let b = body.0;
         let user = self
@@ -877,7 +923,12 @@ impl Api {
     /// Log in
     ///
     /// Unknown email and wrong password get the same 401.
-    #[oai(path = "/api/v1/auth/login", method = "post", tag = "Tag::Auth")]
+    #[oai(
+        path = "/api/v1/auth/login",
+        method = "post",
+        operation_id = "login",
+        tag = "Tag::Auth"
+    )]
     async fn login(&self, body: Json<LoginBody>) -> ApiResult<OkTokens> {
         let pair = self
             .state
@@ -891,7 +942,12 @@ impl Api {
     ///
     /// The old refresh token dies. Presenting a dead one again revokes every token of
     /// that login.
-    #[oai(path = "/api/v1/auth/refresh", method = "post", tag = "Tag::Auth")]
+    #[oai(
+        path = "/api/v1/auth/refresh",
+        method = "post",
+        operation_id = "refresh",
+        tag = "Tag::Auth"
+    )]
     async fn refresh(&self, body: Json<RefreshBody>) -> ApiResult<OkTokens> {
         let pair = self.state.shortener.refresh(&body.0.refresh_token).await?;
         Ok(OkTokens::Ok(Json(tokens(pair))))
@@ -900,21 +956,36 @@ impl Api {
     /// Log out
     ///
     /// The refresh token and the access tokens of its login stop working.
-    #[oai(path = "/api/v1/auth/logout", method = "post", tag = "Tag::Auth")]
+    #[oai(
+        path = "/api/v1/auth/logout",
+        method = "post",
+        operation_id = "logout",
+        tag = "Tag::Auth"
+    )]
     async fn logout(&self, body: Json<RefreshBody>) -> ApiResult<NoContent> {
         self.state.shortener.logout(&body.0.refresh_token).await?;
         Ok(NoContent::NoContent)
     }
 
     /// Your account
-    #[oai(path = "/api/v1/auth/me", method = "get", tag = "Tag::Auth")]
+    #[oai(
+        path = "/api/v1/auth/me",
+        method = "get",
+        operation_id = "me",
+        tag = "Tag::Auth"
+    )]
     async fn me(&self, auth: BearerAuth) -> ApiResult<OkUser> {
         let user = self.state.shortener.user(&auth.0).await?;
         Ok(OkUser::Ok(Json(user.into())))
     }
 
     /// Create an API key
-    #[oai(path = "/api/v1/api-keys", method = "post", tag = "Tag::ApiKeys")]
+    #[oai(
+        path = "/api/v1/api-keys",
+        method = "post",
+        operation_id = "create_api_key",
+        tag = "Tag::ApiKeys"
+    )]
     async fn create_api_key(
         &self,
         auth: BearerAuth,
@@ -931,7 +1002,12 @@ impl Api {
     }
 
     /// List your API keys
-    #[oai(path = "/api/v1/api-keys", method = "get", tag = "Tag::ApiKeys")]
+    #[oai(
+        path = "/api/v1/api-keys",
+        method = "get",
+        operation_id = "list_api_keys",
+        tag = "Tag::ApiKeys"
+    )]
     async fn list_api_keys(&self, auth: BearerAuth) -> ApiResult<OkApiKeys> {
         let keys = self.state.shortener.list_api_keys(&auth.0).await?;
         Ok(OkApiKeys::Ok(Json(ApiKeyList {
@@ -942,14 +1018,24 @@ impl Api {
     /// Revoke an API key
     ///
     /// It stops working at once.
-    #[oai(path = "/api/v1/api-keys/:id", method = "delete", tag = "Tag::ApiKeys")]
+    #[oai(
+        path = "/api/v1/api-keys/:id",
+        method = "delete",
+        operation_id = "revoke_api_key",
+        tag = "Tag::ApiKeys"
+    )]
     async fn revoke_api_key(&self, auth: BearerAuth, id: Path<Uuid>) -> ApiResult<NoContent> {
         self.state.shortener.revoke_api_key(&auth.0, id.0).await?;
         Ok(NoContent::NoContent)
     }
 
     /// Health of the service and each backend
-    #[oai(path = "/api/v1/health", method = "get", tag = "Tag::System")]
+    #[oai(
+        path = "/api/v1/health",
+        method = "get",
+        operation_id = "health",
+        tag = "Tag::System"
+    )]
     async fn health(&self) -> HealthResponse {
         let report = self.state.shortener.health().await;
         let components = report
@@ -987,7 +1073,12 @@ impl Api {
     /// Prometheus metrics
     ///
     /// When `METRICS_TOKEN` is set, requires `Authorization: Bearer <METRICS_TOKEN>`.
-    #[oai(path = "/metrics", method = "get", tag = "Tag::System")]
+    #[oai(
+        path = "/metrics",
+        method = "get",
+        operation_id = "metrics",
+        tag = "Tag::System"
+    )]
     async fn metrics(&self, req: &Request) -> MetricsResponse {
         if let Some(token) = &self.state.config.metrics_token {
             let given = req
