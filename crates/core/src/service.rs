@@ -142,9 +142,9 @@ struct Inner {
     codes: CodeGenerator,
     id_block: tokio::sync::Mutex<Range<u64>>,
     l1: quick_cache::sync::Cache<String, L1Entry>,
-    /// Bumped by every invalidation: a cache fill that started before it is not stored,
-    /// so a reader racing an edit cannot put the old link back into L1.
-    l1_epoch: AtomicU64,
+    /// Bumped by invalidations: a cache fill that started before one for its code is not
+    /// stored, so a reader racing an edit cannot put the old link back into L1.
+    l1_epochs: L1Epochs,
     config: Config,
     jwt_secret: Arc<[u8]>,
     clicks: mpsc::Sender<PendingClick>,
@@ -431,7 +431,7 @@ impl ShortenerBuilder {
             codes: CodeGenerator::new(self.code_secret.unwrap_or(0x686f_706c_696e_6b21)),
             id_block: tokio::sync::Mutex::new(0..0),
             l1,
-            l1_epoch: AtomicU64::new(0),
+            l1_epochs: L1Epochs::default(),
             config: Config {
                 base_url,
                 own_host,
@@ -493,7 +493,7 @@ impl ShortenerBuilder {
                         tracing::warn!(
                             "cache invalidations may have been missed; clearing the L1 cache"
                         );
-                        inner.l1_epoch.fetch_add(1, Ordering::AcqRel);
+                        inner.l1_epochs.bump_all();
                         inner.l1.clear();
                     }
                 }
@@ -512,8 +512,56 @@ impl ShortenerBuilder {
 
 impl Inner {
     fn forget_locally(&self, code: &str) {
-        self.l1_epoch.fetch_add(1, Ordering::AcqRel);
+        self.l1_epochs.bump(code);
         self.l1.remove(code);
+    }
+}
+
+/// Invalidation counters striped by code. One global counter would make every fill lose
+/// to any concurrent edit: with a steady stream of creates (each invalidates its new
+/// code) fills would rarely be stored and the L1 hit ratio would collapse.
+struct L1Epochs {
+    all: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for L1Epochs {
+    fn default() -> Self {
+        L1Epochs {
+            all: AtomicU64::new(0),
+            stripes: (0..1024).map(|_| AtomicU64::new(0)).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for L1Epochs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("L1Epochs")
+    }
+}
+
+impl L1Epochs {
+    fn stripe(&self, code: &str) -> &AtomicU64 {
+        use std::hash::BuildHasher;
+        &self.stripes[self.hasher.hash_one(code) as usize % self.stripes.len()]
+    }
+
+    /// The epoch of `code`: changes whenever `code` (or everything) is invalidated.
+    fn of(&self, code: &str) -> (u64, u64) {
+        (
+            self.all.load(Ordering::Acquire),
+            self.stripe(code).load(Ordering::Acquire),
+        )
+    }
+
+    fn bump(&self, code: &str) {
+        self.stripe(code).fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn bump_all(&self) {
+        self.all.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -746,7 +794,7 @@ impl Shortener {
     /// Fills the caches from the shared cache or the store.
     async fn load(&self, short_code: &str) -> Result<CacheEntry> {
         let inner = &*self.inner;
-        let epoch = inner.l1_epoch.load(Ordering::Acquire);
+        let epoch = inner.l1_epochs.of(short_code);
         let mut entry = None;
         if let Some(cache) = &inner.cache {
             match cache.get(short_code).await {
@@ -767,7 +815,7 @@ impl Shortener {
                 // An invalidation since the load began means the store may have answered
                 // with the old link: don't share it (the L1 check below skips it too).
                 if let Some(cache) = &inner.cache
-                    && inner.l1_epoch.load(Ordering::Acquire) == epoch
+                    && inner.l1_epochs.of(short_code) == epoch
                 {
                     let ttl = match entry {
                         CacheEntry::Found(_) => inner.config.shared_ttl,
@@ -781,7 +829,7 @@ impl Shortener {
                 entry
             }
         };
-        if inner.l1_epoch.load(Ordering::Acquire) == epoch {
+        if inner.l1_epochs.of(short_code) == epoch {
             let ttl = match entry {
                 CacheEntry::Found(_) => inner.config.l1_ttl,
                 CacheEntry::Missing => inner.config.negative_ttl,
@@ -1293,5 +1341,34 @@ impl Shortener {
         {
             tracing::error!(error = %e, "analytics worker failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::L1Epochs;
+
+    #[test]
+    fn an_invalidation_only_disturbs_fills_of_its_own_code() {
+        let epochs = L1Epochs::default();
+        let others: Vec<String> = (0..200).map(|i| format!("code{i}")).collect();
+        let before: Vec<_> = others.iter().map(|c| epochs.of(c)).collect();
+        let edited = epochs.of("edited");
+        epochs.bump("edited");
+        assert_ne!(epochs.of("edited"), edited, "its own fill is discarded");
+        let unaffected = others
+            .iter()
+            .zip(&before)
+            .filter(|(c, b)| epochs.of(c) == **b)
+            .count();
+        // Only codes sharing its stripe (1 in 1,024) see the bump.
+        assert!(unaffected >= 195, "{unaffected} of 200 unaffected");
+        let one = epochs.of("code1");
+        epochs.bump_all();
+        assert_ne!(
+            epochs.of("code1"),
+            one,
+            "clearing everything discards every fill"
+        );
     }
 }
