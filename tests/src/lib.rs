@@ -1,1 +1,3 @@
-//! End-to-end tests of hoplink; the test files live in `tests/tests/`.
+//! Reserved for suites that need no `hoplink` binary. The HTTP suites live in
+//! `crates/server/tests` (`e2e`, `scale_out`, `faults`, `cli`), where Cargo hands them the
+//! binary they start as processes.
