@@ -3,6 +3,7 @@
 //! `TEST_KAFKA_BROKERS` the tests print a notice and pass, unless `CI` is set.
 
 use hoplink::model::ClickEvent;
+use hoplink::testing::sample_event;
 use hoplink::{EventBus, NewLink, Principal, Shortener, Visit};
 use hoplink_kafka::{KafkaEventBus, KafkaOptions};
 use std::collections::{HashMap, HashSet};
@@ -30,20 +31,6 @@ fn options(brokers: &str) -> KafkaOptions {
         partitions: 4,
         session_timeout: Duration::from_secs(6),
         ..KafkaOptions::new(brokers).topic(format!("hoplink-test-{}", Uuid::new_v4().simple()))
-    }
-}
-
-fn click(code: &str, n: usize) -> ClickEvent {
-    ClickEvent {
-        id: Uuid::now_v7(),
-        link_id: Uuid::nil(),
-        short_code: code.into(),
-        occurred_at: chrono::Utc::now(),
-        visitor: format!("v{n}"),
-        user_agent: None,
-        referrer: None,
-        country: None,
-        counted_at_redirect: false,
     }
 }
 
@@ -92,7 +79,7 @@ async fn two_consumers_of_one_group_share_the_partitions() {
         }));
     }
     let sent: Vec<ClickEvent> = (0..2000)
-        .map(|n| click(&format!("code{}", n % 97), n))
+        .map(|n| sample_event(&format!("code{}", n % 97), n))
         .collect();
     // Spread over a few seconds: the second consumer's join rebalances the group.
     for chunk in sent.chunks(100) {
@@ -216,7 +203,9 @@ async fn a_worker_killed_after_storing_but_before_committing_counts_nothing_twic
     let Some(brokers) = brokers() else { return };
     let bus = KafkaEventBus::connect(options(&brokers)).await.unwrap();
     let store = hoplink::memory::MemoryStore::new();
-    let sent: Vec<ClickEvent> = (0..50).map(|n| click(&format!("k{}", n % 7), n)).collect();
+    let sent: Vec<ClickEvent> = (0..50)
+        .map(|n| sample_event(&format!("k{}", n % 7), n))
+        .collect();
     bus.publish(&sent).await.unwrap();
 
     let mut dying = bus.subscribe("workers", "dying").await.unwrap();
@@ -339,7 +328,7 @@ async fn events_wait_while_the_broker_is_down_and_arrive_when_it_returns() {
     let bus = KafkaEventBus::connect(options(&broker.address()))
         .await
         .unwrap();
-    let before: Vec<ClickEvent> = (0..100).map(|n| click("before", n)).collect();
+    let before: Vec<ClickEvent> = (0..100).map(|n| sample_event("before", n)).collect();
     bus.publish(&before).await.unwrap();
     bus.flush().await.unwrap();
     assert_eq!(bus.stats().delivered, 100);
@@ -349,7 +338,7 @@ async fn events_wait_while_the_broker_is_down_and_arrive_when_it_returns() {
         bus.health().await.is_err(),
         "health reports the broker down"
     );
-    let during: Vec<ClickEvent> = (0..300).map(|n| click("during", n)).collect();
+    let during: Vec<ClickEvent> = (0..300).map(|n| sample_event("during", n)).collect();
     for chunk in during.chunks(50) {
         // Accepted at once: they wait in the producer's queue.
         tokio::time::timeout(Duration::from_secs(1), bus.publish(chunk))

@@ -920,7 +920,8 @@ pub async fn id_allocator(ids: Arc<dyn IdAllocator>) {
     );
 }
 
-fn event(code: &str, n: usize) -> ClickEvent {
+/// A click event of `code` with a fresh id and visitor `visitor-{n}`, for bus tests.
+pub fn sample_event(code: &str, n: usize) -> ClickEvent {
     ClickEvent {
         id: Uuid::now_v7(),
         link_id: Uuid::nil(),
@@ -959,7 +960,7 @@ pub async fn event_bus(bus: Arc<dyn EventBus>) {
     let group = unique("group-");
     let mut consumer = bus.subscribe(&group, "c1").await.expect("subscribe");
     let events: Vec<ClickEvent> = (0..50)
-        .map(|n| event(if n % 2 == 0 { "even" } else { "odd" }, n))
+        .map(|n| sample_event(if n % 2 == 0 { "even" } else { "odd" }, n))
         .collect();
     bus.publish(&events[..20]).await.expect("publish");
     bus.publish(&events[20..]).await.expect("publish");
@@ -1000,7 +1001,7 @@ pub async fn event_bus(bus: Arc<dyn EventBus>) {
     );
 
     // A batch taken but not acknowledged comes back once its consumer is gone.
-    let more: Vec<ClickEvent> = (0..5).map(|n| event("again", n)).collect();
+    let more: Vec<ClickEvent> = (0..5).map(|n| sample_event("again", n)).collect();
     bus.publish(&more).await.unwrap();
     let mut taken = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

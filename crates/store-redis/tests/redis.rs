@@ -3,6 +3,7 @@
 //! the tests print a notice and pass, unless `CI` is set: then a missing Redis fails.
 
 use hoplink::model::ClickEvent;
+use hoplink::testing::sample_event;
 use hoplink::{EventBus, LinkPatch, NewLink, Principal, Quota, RateLimiter, Shortener, Visit};
 use hoplink_redis::{FailurePolicy, Redis, RedisOptions, StreamOptions};
 use std::collections::HashSet;
@@ -172,20 +173,6 @@ async fn the_flood_guard_decides_locally_and_shares_counts_through_redis() {
     );
 }
 
-fn click(code: &str, n: usize) -> ClickEvent {
-    ClickEvent {
-        id: Uuid::now_v7(),
-        link_id: Uuid::nil(),
-        short_code: code.into(),
-        occurred_at: chrono::Utc::now(),
-        visitor: format!("v{n}"),
-        user_agent: None,
-        referrer: None,
-        country: None,
-        counted_at_redirect: false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stream_events_survive_dropped_consumers_and_cancelled_reads() {
     let Some(url) = redis_url() else { return };
@@ -199,7 +186,7 @@ async fn stream_events_survive_dropped_consumers_and_cancelled_reads() {
 
     // A consumer takes a batch and dies before acknowledging it.
     let mut dying = bus.subscribe("workers", "dying").await.unwrap();
-    let sent: Vec<ClickEvent> = (0..40).map(|n| click("a", n)).collect();
+    let sent: Vec<ClickEvent> = (0..40).map(|n| sample_event("a", n)).collect();
     bus.publish(&sent).await.unwrap();
     let taken = dying.next_batch(40, Duration::from_secs(2)).await.unwrap();
     assert_eq!(taken.len(), 40);
@@ -222,7 +209,7 @@ async fn stream_events_survive_dropped_consumers_and_cancelled_reads() {
     );
 
     // A read cancelled after Redis handed it events loses none of them.
-    let more: Vec<ClickEvent> = (0..5).map(|n| click("b", n)).collect();
+    let more: Vec<ClickEvent> = (0..5).map(|n| sample_event("b", n)).collect();
     let publisher = {
         let (bus, more) = (bus.clone(), more.clone());
         tokio::spawn(async move {
@@ -267,7 +254,9 @@ async fn the_stream_is_trimmed_once_every_group_has_acknowledged() {
     });
     let mut consumer = bus.subscribe("workers", "only").await.unwrap();
     for chunk in 0..10 {
-        let events: Vec<ClickEvent> = (0..500).map(|n| click("t", chunk * 500 + n)).collect();
+        let events: Vec<ClickEvent> = (0..500)
+            .map(|n| sample_event("t", chunk * 500 + n))
+            .collect();
         bus.publish(&events).await.unwrap();
     }
     assert_eq!(bus.len().await.unwrap(), 5000);
