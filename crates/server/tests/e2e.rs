@@ -1,5 +1,7 @@
 //! End-to-end: the server on an ephemeral loopback port, driven over real HTTP.
 
+mod common;
+
 use hoplink_server::config::Config;
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -112,19 +114,7 @@ async fn postgres_url() -> Option<String> {
     }
     let url =
         std::env::var("TEST_DATABASE_URL").expect("E2E_BACKEND=postgres needs TEST_DATABASE_URL");
-    let schema = format!(
-        "hoplink_e2e_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let settings = hoplink_postgres::PgSettings {
-        schema: Some(schema.clone()),
-        ..Default::default()
-    };
-    hoplink_postgres::PgStore::connect_with(&url, settings)
-        .await
-        .expect("schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{separator}options[search_path]={schema}"))
+    Some(common::fresh_schema(&url).await)
 }
 
 async fn app() -> App {

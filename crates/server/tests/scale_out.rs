@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{FIREFOX, Tally, client, spawn, token, total_clicks};
+use common::{FIREFOX, Tally, client, fresh_schema, instance_env, spawn, token, total_clicks};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -47,58 +47,25 @@ fn backends() -> Option<Backends> {
 }
 
 /// The environment every instance shares: one schema, one key prefix, one topic.
-async fn shared_env(b: &Backends, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+async fn shared_env(b: &Backends, extra: &[(&str, String)]) -> Vec<(String, String)> {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    let schema = format!("hoplink_e2e_{run}");
-    hoplink_postgres::PgStore::connect_with(
-        &b.database_url,
-        hoplink_postgres::PgSettings {
-            schema: Some(schema.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("schema");
-    let separator = if b.database_url.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let mut env: Vec<(String, String)> = [
-        (
-            "DATABASE_URL",
-            format!("{}{separator}options[search_path]={schema}", b.database_url),
-        ),
+    let mut settings = vec![
+        ("DATABASE_URL", fresh_schema(&b.database_url).await),
         ("REDIS_URL", b.redis_url.clone()),
         ("REDIS_PREFIX", format!("hoplink-scale-{run}:")),
         ("EVENT_BUS", "kafka".into()),
         ("KAFKA_BROKERS", b.kafka_brokers.clone()),
         ("KAFKA_TOPIC", format!("hoplink-scale-{run}")),
         ("KAFKA_PARTITIONS", "6".into()),
-        ("JWT_SECRET", "scale-out instances share this secret".into()),
-        ("BASE_URL", "https://sho.rt".into()),
-        ("ANALYTICS_FLUSH_MS", "200".into()),
-        ("RATE_LIMIT_AUTH", "off".into()),
-        ("RATE_LIMIT_REGISTER", "off".into()),
-        ("RATE_LIMIT_LOGIN", "off".into()),
-        ("RATE_LIMIT_REDIRECT", "off".into()),
-        ("LOG_FORMAT", "json".into()),
-        ("RUST_LOG", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push((k.to_string(), v.to_string()));
-    }
-    env
+    ];
+    settings.extend(extra.iter().cloned());
+    instance_env(&settings)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_behave_as_one_service() {
     let Some(backends) = backends() else { return };
-    let env = shared_env(&backends, &[("RATE_LIMIT_ANON", "15/3600")]).await;
+    let env = shared_env(&backends, &[("RATE_LIMIT_ANON", "15/3600".into())]).await;
     let mut instances = Vec::new();
     for _ in 0..3 {
         instances.push(spawn(&env).await);

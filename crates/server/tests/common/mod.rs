@@ -291,20 +291,20 @@ impl OwnPostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    async fn pg_ctl(&self, args: &[&str]) -> bool {
-        Command::new("runuser")
-            .args([
-                "-u",
-                "postgres",
-                "--",
-                &format!("{}/pg_ctl", self.bin),
-                "-D",
-                &format!("{}/data", self.dir),
-                "-w",
-            ])
+    /// `pg_ctl` on this cluster as the `postgres` user (blocking: also used from `Drop`).
+    fn pg_ctl_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--", &format!("{}/pg_ctl", self.bin)])
+            .args(["-D", &format!("{}/data", self.dir), "-w"])
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    async fn pg_ctl(&self, args: &[&str]) -> bool {
+        Command::from(self.pg_ctl_command(args))
             .status()
             .await
             .is_ok_and(|s| s.success())
@@ -328,21 +328,7 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("runuser")
-            .args([
-                "-u",
-                "postgres",
-                "--",
-                &format!("{}/pg_ctl", self.bin),
-                "-D",
-                &format!("{}/data", self.dir),
-                "-m",
-                "immediate",
-                "stop",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.pg_ctl_command(&["-m", "immediate", "stop"]).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -366,7 +352,8 @@ pub async fn fresh_schema(database_url: &str) -> String {
     format!("{database_url}{separator}options[search_path]={schema}")
 }
 
-/// The settings every instance of a fault test shares, plus `extra`.
+/// The settings every instance of a multi-process test shares, with `extra` added or
+/// replacing a default.
 pub fn instance_env(extra: &[(&str, String)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("JWT_SECRET", "fault tests share this secret"),
@@ -384,6 +371,7 @@ pub fn instance_env(extra: &[(&str, String)]) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
         env.push((k.to_string(), v.clone()));
     }
     env
