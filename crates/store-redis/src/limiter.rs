@@ -213,10 +213,11 @@ struct Window {
 }
 
 impl Window {
-    fn new(quota: Quota, period_ms: u64, index: u64) -> Self {
+    /// Nothing counted yet in window `index`.
+    fn empty(period_ms: u64, limit: u32, index: u64) -> Self {
         Window {
             period_ms,
-            limit: quota.limit,
+            limit,
             index,
             current_shared: 0,
             previous_shared: 0,
@@ -233,22 +234,7 @@ impl Window {
             self.current_pending = 0;
             self.index = index;
         } else if index > self.index {
-            *self = Window {
-                index,
-                ..Window::new_empty(self.period_ms, self.limit)
-            };
-        }
-    }
-
-    fn new_empty(period_ms: u64, limit: u32) -> Self {
-        Window {
-            period_ms,
-            limit,
-            index: 0,
-            current_shared: 0,
-            previous_shared: 0,
-            current_pending: 0,
-            previous_pending: 0,
+            *self = Window::empty(self.period_ms, self.limit, index);
         }
     }
 
@@ -272,10 +258,10 @@ impl LocalWindows {
             Some(w) => w,
             None => shard
                 .entry(key.into())
-                .or_insert_with(|| Window::new(quota, period_ms, index)),
+                .or_insert_with(|| Window::empty(period_ms, quota.limit, index)),
         };
         if window.period_ms != period_ms || window.limit != quota.limit {
-            *window = Window::new(quota, period_ms, index);
+            *window = Window::empty(period_ms, quota.limit, index);
         }
         window.roll(index);
         let elapsed = now_ms - index * period_ms;
