@@ -332,6 +332,12 @@ async fn events_wait_while_the_broker_is_down_and_arrive_when_it_returns() {
     bus.publish(&before).await.unwrap();
     bus.flush().await.unwrap();
     assert_eq!(bus.stats().delivered, 100);
+    let small = KafkaEventBus::connect(KafkaOptions {
+        queue_messages: 20,
+        ..options(&broker.address())
+    })
+    .await
+    .unwrap();
 
     broker.signal("STOP").await;
     assert!(
@@ -352,6 +358,14 @@ async fn events_wait_while_the_broker_is_down_and_arrive_when_it_returns() {
         100,
         "nothing delivered while it is down"
     );
+    // A full queue refuses at once, retryably (the core's click buffer keeps the batch).
+    let overflow: Vec<ClickEvent> = (0..50).map(|n| sample_event("overflow", n)).collect();
+    let refused = tokio::time::timeout(Duration::from_secs(1), small.publish(&overflow))
+        .await
+        .expect("a full queue does not block")
+        .unwrap_err();
+    assert!(refused.is_retryable(), "{refused}");
+    assert_eq!(small.stats().queue_full, 1, "counted");
 
     broker.signal("CONT").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
