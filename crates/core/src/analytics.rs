@@ -318,7 +318,42 @@ pub fn country_code(country: Option<&str>) -> String {
 
 /// Turns a bus event into what the store records.
 pub fn classify(event: &ClickEvent) -> ClassifiedClick {
-    let ua = classify_user_agent(event.user_agent.as_deref());
+    classified(event, classify_user_agent(event.user_agent.as_deref()))
+}
+
+/// [`classify`] with a memory of recent user agents: real traffic repeats a few thousand
+/// agents, and parsing one (woothee, then the bot patterns) costs far more than the rest
+/// of a click's way to the store.
+#[derive(Debug, Default)]
+pub(crate) struct Classifier {
+    agents: HashMap<Box<str>, UserAgentClass>,
+}
+
+/// Agents a [`Classifier`] remembers; past that it starts over (cheaper than tracking
+/// recency, and the frequent agents are back within a batch).
+const REMEMBERED_AGENTS: usize = 4096;
+
+impl Classifier {
+    pub fn classify(&mut self, event: &ClickEvent) -> ClassifiedClick {
+        let agent = event.user_agent.as_deref().unwrap_or_default();
+        let class = match self.agents.get(agent) {
+            Some(class) => class.clone(),
+            None => {
+                let class = classify_user_agent(Some(agent));
+                if agent.len() <= 512 {
+                    if self.agents.len() >= REMEMBERED_AGENTS {
+                        self.agents.clear();
+                    }
+                    self.agents.insert(agent.into(), class.clone());
+                }
+                class
+            }
+        };
+        classified(event, class)
+    }
+}
+
+fn classified(event: &ClickEvent, ua: UserAgentClass) -> ClassifiedClick {
     ClassifiedClick {
         event_id: event.id,
         link_id: event.link_id,
@@ -488,6 +523,7 @@ pub(crate) async fn run_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut attempt = 0;
+    let mut classifier = Classifier::default();
     loop {
         let draining = *stop.borrow();
         let next = if draining {
@@ -526,7 +562,7 @@ pub(crate) async fn run_worker(
             }
             continue;
         }
-        let clicks: Vec<ClassifiedClick> = events.iter().map(classify).collect();
+        let clicks: Vec<ClassifiedClick> = events.iter().map(|e| classifier.classify(e)).collect();
         match store.record(&clicks).await {
             Ok(outcome) => {
                 attempt = 0;
@@ -574,6 +610,41 @@ mod tests {
         let none = classify_user_agent(None);
         assert!(!none.is_bot);
         assert_eq!(none.device, "unknown");
+    }
+
+    #[test]
+    fn remembered_agents_classify_as_fresh_ones() {
+        let event = |agent: Option<String>| ClickEvent {
+            id: Uuid::now_v7(),
+            link_id: Uuid::now_v7(),
+            short_code: "abc".into(),
+            occurred_at: Utc::now(),
+            visitor: String::new(),
+            user_agent: agent,
+            referrer: Some("https://www.news.example.com/a".into()),
+            country: Some("de".into()),
+            counted_at_redirect: false,
+        };
+        let mut classifier = Classifier::default();
+        let bot = "Googlebot/2.1 (+http://www.google.com/bot.html)";
+        // Twice over more agents than it remembers, so it starts over on the way.
+        for round in 0..2 {
+            for i in 0..REMEMBERED_AGENTS + 10 {
+                let agent = match i % 4 {
+                    0 => Some(format!("{CHROME_MAC} build/{i}")),
+                    1 => Some(IPHONE.to_string()),
+                    2 => Some(bot.to_string()),
+                    _ => None,
+                };
+                let e = event(agent);
+                let (fresh, remembered) = (classify(&e), classifier.classify(&e));
+                assert_eq!(fresh, remembered, "round {round}, agent {i}");
+            }
+        }
+        assert!(classifier.agents.len() <= REMEMBERED_AGENTS);
+        let long = "x".repeat(600);
+        classifier.classify(&event(Some(long.clone())));
+        assert!(!classifier.agents.contains_key(long.as_str()));
     }
 
     #[test]
