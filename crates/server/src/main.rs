@@ -4,6 +4,11 @@ use clap::Parser;
 use hoplink_server::config::{Cli, Command};
 use std::process::ExitCode;
 
+// Every request allocates and frees small buffers on two threads; glibc's allocator
+// spent a fifth of the redirect path's CPU in profiles, mimalloc a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
