@@ -32,6 +32,41 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The `n`th click of the run: one visitor in 5,000, one bot in 20, dimensions in turn.
+fn sample_click(link_id: uuid::Uuid, day: chrono::NaiveDate, n: usize) -> ClassifiedClick {
+    let i = n % BATCH_CYCLE;
+    ClassifiedClick {
+        event_id: uuid::Uuid::now_v7(),
+        link_id,
+        day,
+        visitor: format!("{:032x}", n % 5000),
+        is_bot: i.is_multiple_of(20),
+        referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
+        browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),
+        os: ["Windows 10", "Mac OSX", "Linux"][i % 3].into(),
+        device: ["desktop", "mobile"][i % 2].into(),
+        country: ["DE", "US", "unknown"][i % 3].into(),
+        counted_at_redirect: false,
+    }
+}
+
+/// Dimensions cycle with the position in a batch of 500 (as before `sample_click`).
+const BATCH_CYCLE: usize = 500;
+
+/// Latencies of `count` link creations, one at a time, sorted.
+async fn create_latencies(shortener: &Shortener, count: usize) -> hoplink::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(count);
+    for i in 0..count {
+        let t = Instant::now();
+        shortener
+            .shorten(NewLink::new(format!("https://example.com/more/{i}")), None)
+            .await?;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
 #[tokio::main]
 async fn main() -> hoplink::Result<()> {
     let url = std::env::var("TEST_DATABASE_URL")
@@ -70,19 +105,7 @@ async fn main() -> hoplink::Result<()> {
     let started = Instant::now();
     for b in 0..BATCHES {
         let clicks: Vec<ClassifiedClick> = (0..BATCH)
-            .map(|i| ClassifiedClick {
-                event_id: uuid::Uuid::now_v7(),
-                link_id: links[spread(b * BATCH + i)].id,
-                day: today,
-                visitor: format!("{:032x}", (b * BATCH + i) % 5000),
-                is_bot: i % 20 == 0,
-                referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
-                browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),
-                os: ["Windows 10", "Mac OSX", "Linux"][i % 3].into(),
-                device: ["desktop", "mobile"][i % 2].into(),
-                country: ["DE", "US", "unknown"][i % 3].into(),
-                counted_at_redirect: false,
-            })
+            .map(|i| sample_click(links[spread(b * BATCH + i)].id, today, b * BATCH + i))
             .collect();
         let t = Instant::now();
         store.record(&clicks).await?;
@@ -113,6 +136,40 @@ async fn main() -> hoplink::Result<()> {
         percentile(&latencies, 0.99),
         latencies[latencies.len() - 1]
     );
+    // Link creations while the ingest runs flat out: the ingest has its own pool, so
+    // they wait for PostgreSQL's CPU, never for a connection.
+    let quiet = create_latencies(&shortener, 1_000).await?;
+    let ingesting = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ingest = tokio::spawn({
+        let ids: Vec<uuid::Uuid> = links.iter().map(|l| l.id).collect();
+        let (store, ingesting) = (store.clone(), ingesting.clone());
+        async move {
+            let mut n = 0usize;
+            while ingesting.load(std::sync::atomic::Ordering::Relaxed) {
+                let clicks: Vec<ClassifiedClick> = (0..500)
+                    .map(|i| sample_click(ids[spread(n + i)], today, n + i))
+                    .collect();
+                store.record(&clicks).await?;
+                n += 500;
+            }
+            hoplink::Result::Ok(n)
+        }
+    });
+    let busy = create_latencies(&shortener, 1_000).await?;
+    ingesting.store(false, std::sync::atomic::Ordering::Relaxed);
+    let ingested = ingest
+        .await
+        .map_err(|e| hoplink::Error::backend("bench", e))??;
+    for (label, l) in [("quiet", quiet), ("during ingest", busy)] {
+        println!(
+            "create a link, {label}: p50 {:?}, p99 {:?}, max {:?}",
+            percentile(&l, 0.5),
+            percentile(&l, 0.99),
+            l[l.len() - 1]
+        );
+    }
+    eprintln!("{ingested} clicks ingested meanwhile");
+
     shortener.shutdown().await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(store.pool())

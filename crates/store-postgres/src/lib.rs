@@ -42,8 +42,12 @@ pub const ID_BLOCK: u64 = 1000;
 /// Pool and timeout settings.
 #[derive(Debug, Clone)]
 pub struct PgSettings {
-    /// Most connections in the pool (default 10).
+    /// Most connections in the pool of links, users and summaries (default 10).
     pub max_connections: u32,
+    /// Most connections of the separate pool that records click analytics (default 5):
+    /// a busy ingest never makes link writes, logins or cold redirects wait for a
+    /// connection.
+    pub analytics_connections: u32,
     /// Longest wait for a connection (default 3 s): past it, calls fail as unavailable.
     pub acquire_timeout: Duration,
     /// `statement_timeout` of every connection (default 5 s).
@@ -56,6 +60,7 @@ impl Default for PgSettings {
     fn default() -> Self {
         PgSettings {
             max_connections: 10,
+            analytics_connections: 5,
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
             schema: None,
@@ -67,6 +72,8 @@ impl Default for PgSettings {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Only [`AnalyticsStore::record`] uses it.
+    analytics_pool: PgPool,
 }
 
 fn db_error(e: sqlx::Error) -> Error {
@@ -140,14 +147,22 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| Error::unavailable("postgres", format!("cannot connect: {e}")))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
             .map_err(|e| Error::backend("postgres", format!("migration failed: {e}")))?;
-        Ok(PgStore { pool })
+        // Connects on first use: the main pool just proved the database is there.
+        let analytics_pool = PgPoolOptions::new()
+            .max_connections(settings.analytics_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(PgStore {
+            pool,
+            analytics_pool,
+        })
     }
 
     /// The pool, for callers that need raw access (benchmarks, maintenance).
@@ -709,7 +724,7 @@ impl AnalyticsStore for PgStore {
         let mut tasks = tokio::task::JoinSet::new();
         for chunk in sorted.chunks(RECORD_CHUNK) {
             let chunk: Vec<ClassifiedClick> = chunk.iter().map(|c| (*c).clone()).collect();
-            let pool = self.pool.clone();
+            let pool = self.analytics_pool.clone();
             tasks.spawn(async move { record_chunk(&pool, &chunk).await });
         }
         let mut recorded = 0u64;

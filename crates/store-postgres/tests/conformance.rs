@@ -281,3 +281,67 @@ async fn concurrent_replays_of_one_batch_count_each_click_once() {
     assert_eq!(clicks, 1000);
     drop_schema(&store, &schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_ingest_leaves_link_writes_their_connections() {
+    use hoplink::{AnalyticsStore, LinkStore};
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    // One connection each: with a shared pool the ingest below would hold it.
+    let store = Arc::new(
+        PgStore::connect_with(
+            &url,
+            PgSettings {
+                schema: Some(schema.clone()),
+                max_connections: 1,
+                analytics_connections: 1,
+                acquire_timeout: Duration::from_secs(2),
+                ..PgSettings::default()
+            },
+        )
+        .await
+        .expect("connect and migrate"),
+    );
+    let link = hoplink::testing::sample_link(None);
+    store.insert(&link).await.unwrap();
+    // Another session locks the rollups, so the ingest waits inside its statement.
+    let mut blocker = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {schema}.daily_rollups IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut blocker)
+    .await
+    .unwrap();
+    let click = hoplink::model::ClassifiedClick {
+        event_id: uuid::Uuid::now_v7(),
+        link_id: link.id,
+        day: chrono::Utc::now().date_naive(),
+        visitor: format!("{:032x}", 7),
+        is_bot: false,
+        referrer: "direct".into(),
+        browser: "Firefox".into(),
+        os: "Linux".into(),
+        device: "desktop".into(),
+        country: "DE".into(),
+        counted_at_redirect: false,
+    };
+    let ingest = tokio::spawn({
+        let store = store.clone();
+        async move { store.record(&[click]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!ingest.is_finished(), "the ingest waits on the lock");
+    let other = hoplink::testing::sample_link(None);
+    store
+        .insert(&other)
+        .await
+        .expect("a link write gets a connection while the ingest waits");
+    assert!(store.get(other.id).await.unwrap().is_some());
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    let outcome = ingest.await.unwrap().expect("the ingest completes");
+    assert_eq!(outcome.recorded, 1);
+    drop_schema(&store, &schema).await;
+}
