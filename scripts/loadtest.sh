@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Redirect load test on loopback: creates 10,000 links, then measures redirects/s and
 # p50/p99 latency of hoplink for DURATION seconds with wrk, and the same against a bare
-# hyper server answering 302 from a HashMap, and prints the ratio.
+# hyper server answering 302 from a HashMap, and prints the ratio. A bare poem server
+# (the framework alone) runs too, and each server's CPU time per request (user and
+# kernel) is printed, so the ratio can be split into framework and hoplink's own work.
 #
 #   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=3 by default
 set -euo pipefail
@@ -12,6 +14,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 HOPLINK_PORT=${HOPLINK_PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
+POEM_PORT=${POEM_PORT:-18182}
 LINKS=10000
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -62,7 +65,11 @@ PY
 
 "$bin/baseline-hyper" "127.0.0.1:$BASELINE_PORT" "$work/codes.txt" 2>"$work/baseline.log" &
 pids+=($!)
+"$bin/baseline-poem" "127.0.0.1:$POEM_PORT" "$work/codes.txt" 2>"$work/poem.log" &
+pids+=($!)
 wait_port "$BASELINE_PORT"
+wait_port "$POEM_PORT"
+pid_on() { case "$1" in "$HOPLINK_PORT") echo "${pids[0]}" ;; "$BASELINE_PORT") echo "${pids[1]}" ;; *) echo "${pids[2]}" ;; esac; }
 
 cat >"$work/codes.lua" <<LUA
 local codes = {}
@@ -70,31 +77,43 @@ for line in io.lines("$work/codes.txt") do codes[#codes + 1] = line:match("^(%S+
 math.randomseed(42)
 request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)]) end
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT rps=%.0f p50_us=%d p99_us=%d non2xx3xx=%d errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+  io.write(string.format("RESULT requests=%d rps=%.0f p50_us=%d p99_us=%d non2xx3xx=%d errors=%d\n",
+    summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
     summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
 
-run() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$work/codes.lua" "http://127.0.0.1:$1" | grep RESULT; }
+ticks=$(getconf CLK_TCK)
+# One wrk run against a port; the server's CPU time (from /proc) is added to the result.
+run() {
+  local pid; pid=$(pid_on "$1")
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  local result; result=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$work/codes.lua" "http://127.0.0.1:$1" | grep RESULT)
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  echo "$result user_ticks=$((u1 - u0)) sys_ticks=$((s1 - s0))"
+}
 echo "loadtest: warming up"
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$HOPLINK_PORT" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$BASELINE_PORT" >/dev/null
+wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$POEM_PORT" >/dev/null
 # The two servers share the machine with wrk, and its speed drifts: rounds alternate
 # between them and the medians are compared.
-hop_all=(); base_all=()
+hop_all=(); base_all=(); poem_all=()
 for round in $(seq "$ROUNDS"); do
   hop=$(run "$HOPLINK_PORT"); echo "  round $round hoplink:     $hop"; hop_all+=("$hop")
   base=$(run "$BASELINE_PORT"); echo "  round $round bare hyper:  $base"; base_all+=("$base")
+  poem=$(run "$POEM_PORT"); echo "  round $round bare poem:   $poem"; poem_all+=("$poem")
 done
-python3 - "$ROUNDS" "${hop_all[@]}" "${base_all[@]}" <<'PY'
+python3 - "$ROUNDS" "$ticks" "${hop_all[@]}" "${base_all[@]}" "${poem_all[@]}" <<'PY'
 import re, statistics, sys
-rounds = int(sys.argv[1]); lines = sys.argv[2:]
+rounds, ticks = int(sys.argv[1]), int(sys.argv[2]); lines = sys.argv[3:]
 parse = lambda l: {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", l)}
-hop, base = [parse(l) for l in lines[:rounds]], [parse(l) for l in lines[rounds:]]
+runs = [[parse(l) for l in lines[i * rounds:(i + 1) * rounds]] for i in range(3)]
 med = lambda rs, k: statistics.median(r[k] for r in rs)
-h, b = med(hop, "rps"), med(base, "rps")
-print(f"loadtest: median of {rounds} rounds: hoplink {h:.0f} redirects/s (p50 {med(hop, 'p50_us'):.0f} us, p99 {med(hop, 'p99_us'):.0f} us, errors {sum(r['errors'] + r['non2xx3xx'] for r in hop):.0f})")
-print(f"loadtest: median of {rounds} rounds: bare hyper {b:.0f} redirects/s (p50 {med(base, 'p50_us'):.0f} us, p99 {med(base, 'p99_us'):.0f} us)")
-print(f"loadtest: hoplink reaches {100 * h / b:.1f} % of bare hyper")
+cpu = lambda rs, k: statistics.median(r[k] / ticks / r["requests"] * 1e6 for r in rs)
+for name, rs in zip(["hoplink", "bare hyper", "bare poem"], runs):
+    print(f"loadtest: median of {rounds} rounds: {name} {med(rs, 'rps'):.0f} redirects/s (p50 {med(rs, 'p50_us'):.0f} us, p99 {med(rs, 'p99_us'):.0f} us, errors {sum(r['errors'] + r['non2xx3xx'] for r in rs):.0f}); server CPU per request {cpu(rs, 'user_ticks'):.1f} us user + {cpu(rs, 'sys_ticks'):.1f} us kernel")
+hop, base, poem = (med(rs, "rps") for rs in runs)
+print(f"loadtest: bare poem reaches {100 * poem / base:.1f} % of bare hyper")
+print(f"loadtest: hoplink reaches {100 * hop / base:.1f} % of bare hyper")
 PY

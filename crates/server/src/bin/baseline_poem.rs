@@ -1,0 +1,47 @@
+//! The load test's second yardstick: bare poem answering `302` from a `HashMap`, the
+//! framework hoplink's server is built on with nothing of hoplink's own.
+//!
+//! `baseline-poem <bind> <codes-file>`: each line of the file is `code url`. Beside
+//! `baseline-hyper` it measures what the framework alone costs on the machine, so the
+//! ratio of hoplink to bare hyper can be split into framework and hoplink's own work.
+
+use poem::http::StatusCode;
+use poem::{Endpoint, Request, Response};
+use std::collections::HashMap;
+
+struct Redirects(HashMap<String, String>);
+
+impl Endpoint for Redirects {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let code = req.uri().path().trim_start_matches('/');
+        Ok(match self.0.get(code) {
+            Some(url) => Response::builder()
+                .status(StatusCode::FOUND)
+                .header("location", url.as_str())
+                .finish(),
+            None => StatusCode::NOT_FOUND.into(),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(bind), Some(codes)) = (args.next(), args.next()) else {
+        eprintln!("usage: baseline-poem <bind> <codes-file>");
+        std::process::exit(2);
+    };
+    let table: HashMap<String, String> = std::fs::read_to_string(codes)?
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(c, u)| (c.to_string(), u.to_string()))
+        })
+        .collect();
+    eprintln!("baseline-poem on {bind} with {} codes", table.len());
+    poem::Server::new(poem::listener::TcpListener::bind(bind))
+        .run(Redirects(table))
+        .await
+}
