@@ -610,8 +610,47 @@ impl UserStore for PgStore {
     }
 }
 
-/// Events per statement of [`AnalyticsStore::record`].
+/// Most events per statement of [`AnalyticsStore::record`].
 const RECORD_CHUNK: usize = 100;
+
+/// Most parameter bytes per statement of [`AnalyticsStore::record`]: sqlx 0.9.0 leaves
+/// Nagle's algorithm on (launchbadge/sqlx#4335), and a statement whose parameters pass
+/// ~16 KB waits ~40 ms for the server's delayed ACK.
+const RECORD_CHUNK_BYTES: usize = 15_000;
+
+/// What a click adds to a statement's parameters (binary array elements: a 4-byte
+/// length each, then the value).
+fn parameter_bytes(click: &ClassifiedClick) -> usize {
+    let fixed = 4 * 11 + 16 + 16 + 4 + 1 + 1;
+    let text = [
+        &click.visitor,
+        &click.referrer,
+        &click.browser,
+        &click.os,
+        &click.device,
+        &click.country,
+    ];
+    fixed + text.iter().map(|t| t.len()).sum::<usize>()
+}
+
+/// Splits clicks into runs of at most [`RECORD_CHUNK`] events and [`RECORD_CHUNK_BYTES`]
+/// of parameters (a single larger click still gets a statement of its own).
+fn record_chunks<'a>(clicks: &'a [&'a ClassifiedClick]) -> Vec<&'a [&'a ClassifiedClick]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, click) in clicks.iter().enumerate() {
+        let size = parameter_bytes(click);
+        if i > start && (i - start == RECORD_CHUNK || bytes + size > RECORD_CHUNK_BYTES) {
+            chunks.push(&clicks[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < clicks.len() {
+        chunks.push(&clicks[start..]);
+    }
+    chunks
+}
 
 /// One statement records a chunk of a batch: the inserted event ids decide which clicks are
 /// new, and every table is modified once (data-modifying CTEs see one snapshot).
@@ -717,12 +756,11 @@ impl AnalyticsStore for PgStore {
         // adds what is missing. Chunks run concurrently on separate connections; sorted by
         // link they mostly touch disjoint rows, and every statement locks in key order.
         //
-        // Why chunks: sqlx leaves Nagle's algorithm on, and a statement whose parameters
-        // exceed ~16 KB stalls ~40 ms on the server's delayed ACK.
+        // Why chunks of bounded size: see RECORD_CHUNK_BYTES.
         let mut sorted: Vec<&ClassifiedClick> = clicks.iter().collect();
         sorted.sort_by_key(|c| (c.link_id, c.event_id));
         let mut tasks = tokio::task::JoinSet::new();
-        for chunk in sorted.chunks(RECORD_CHUNK) {
+        for chunk in record_chunks(&sorted) {
             let chunk: Vec<ClassifiedClick> = chunk.iter().map(|c| (*c).clone()).collect();
             let pool = self.analytics_pool.clone();
             tasks.spawn(async move { record_chunk(&pool, &chunk).await });
@@ -821,5 +859,63 @@ impl IdAllocator for PgStore {
 
     async fn health(&self) -> Result<()> {
         self.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn click(referrer: &str) -> ClassifiedClick {
+        ClassifiedClick {
+            event_id: Uuid::now_v7(),
+            link_id: Uuid::now_v7(),
+            day: chrono::Utc::now().date_naive(),
+            visitor: format!("{:032x}", 1),
+            is_bot: false,
+            referrer: referrer.into(),
+            browser: "Chrome".into(),
+            os: "Windows 10".into(),
+            device: "desktop".into(),
+            country: "DE".into(),
+            counted_at_redirect: false,
+        }
+    }
+
+    #[test]
+    fn chunks_keep_every_click_in_order_within_both_bounds() {
+        // Ordinary clicks fill chunks of RECORD_CHUNK; long referrers make them smaller.
+        let clicks: Vec<ClassifiedClick> = (0..1000)
+            .map(|i| match i % 7 {
+                0 => click(&"r".repeat(250)),
+                1 => click(&"x".repeat(20_000)),
+                _ => click("news.example.com"),
+            })
+            .chain((0..250).map(|_| click("t.co")))
+            .collect();
+        let refs: Vec<&ClassifiedClick> = clicks.iter().collect();
+        let chunks = record_chunks(&refs);
+        let flattened: Vec<Uuid> = chunks
+            .iter()
+            .flat_map(|c| c.iter().map(|c| c.event_id))
+            .collect();
+        assert_eq!(
+            flattened,
+            clicks.iter().map(|c| c.event_id).collect::<Vec<_>>()
+        );
+        for chunk in &chunks {
+            assert!(!chunk.is_empty() && chunk.len() <= RECORD_CHUNK);
+            let bytes: usize = chunk.iter().map(|c| parameter_bytes(c)).sum();
+            assert!(
+                bytes <= RECORD_CHUNK_BYTES || chunk.len() == 1,
+                "{} clicks, {bytes} bytes",
+                chunk.len()
+            );
+        }
+        // The oversized clicks travel alone; the tail of short clicks fills whole chunks.
+        assert!(chunks.iter().filter(|c| c.len() == 1).count() >= 1000 / 7);
+        assert_eq!(chunks[chunks.len() - 2].len(), RECORD_CHUNK);
+        assert_eq!(chunks[chunks.len() - 3].len(), RECORD_CHUNK);
+        assert!(record_chunks(&[]).is_empty());
     }
 }
