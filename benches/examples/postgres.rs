@@ -12,13 +12,49 @@ use std::time::{Duration, Instant};
 const LINKS: usize = 10_000;
 const LOOKUPS: usize = 20_000;
 
-/// Which link a click goes to: `HOT_LINKS` (env, default all) take the clicks in turn.
+/// Which link the `n`th click goes to. By default the links take the clicks in turn;
+/// `HOT_LINKS=k` (env) limits that to the first k; `ZIPF=1` draws the link from a Zipf
+/// distribution (exponent 1: the k-th most popular link gets 1/k of the first's clicks),
+/// the shape real click traffic has.
 fn spread(n: usize) -> usize {
-    let hot: usize = std::env::var("HOT_LINKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(LINKS);
-    n % hot.clamp(1, LINKS)
+    static HOW: std::sync::OnceLock<Spread> = std::sync::OnceLock::new();
+    match HOW.get_or_init(|| {
+        if std::env::var_os("ZIPF").is_some() {
+            let weights: Vec<f64> = (1..=LINKS).map(|k| 1.0 / k as f64).collect();
+            let total: f64 = weights.iter().sum();
+            let mut acc = 0.0;
+            Spread::Zipf(
+                weights
+                    .iter()
+                    .map(|w| {
+                        acc += w / total;
+                        acc
+                    })
+                    .collect(),
+            )
+        } else {
+            let hot = std::env::var("HOT_LINKS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(LINKS);
+            Spread::Turns(hot.clamp(1, LINKS))
+        }
+    }) {
+        Spread::Turns(hot) => n % hot,
+        Spread::Zipf(cdf) => {
+            // A fixed mix of n (splitmix64) as the uniform draw: the same run every time.
+            let mut z = (n as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let u = (z ^ (z >> 31)) as f64 / u64::MAX as f64;
+            cdf.partition_point(|&c| c < u).min(LINKS - 1)
+        }
+    }
+}
+
+enum Spread {
+    Turns(usize),
+    Zipf(Vec<f64>),
 }
 
 fn batch() -> usize {
