@@ -5,13 +5,13 @@
 # (the framework alone) runs too, and each server's CPU time per request (user and
 # kernel) is printed, so the ratio can be split into framework and hoplink's own work.
 #
-#   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=3 by default
+#   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=5 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 HOPLINK_PORT=${HOPLINK_PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
 POEM_PORT=${POEM_PORT:-18182}
@@ -96,8 +96,8 @@ echo "loadtest: warming up"
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$HOPLINK_PORT" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$BASELINE_PORT" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$POEM_PORT" >/dev/null
-# The two servers share the machine with wrk, and its speed drifts: rounds alternate
-# between them and the medians are compared.
+# The servers share the machine with wrk, and its speed drifts: rounds alternate
+# between them.
 hop_all=(); base_all=(); poem_all=()
 for round in $(seq "$ROUNDS"); do
   hop=$(run "$HOPLINK_PORT"); echo "  round $round hoplink:     $hop"; hop_all+=("$hop")
@@ -113,7 +113,10 @@ med = lambda rs, k: statistics.median(r[k] for r in rs)
 cpu = lambda rs, k: statistics.median(r[k] / ticks / r["requests"] * 1e6 for r in rs)
 for name, rs in zip(["hoplink", "bare hyper", "bare poem"], runs):
     print(f"loadtest: median of {rounds} rounds: {name} {med(rs, 'rps'):.0f} redirects/s (p50 {med(rs, 'p50_us'):.0f} us, p99 {med(rs, 'p99_us'):.0f} us, errors {sum(r['errors'] + r['non2xx3xx'] for r in rs):.0f}); server CPU per request {cpu(rs, 'user_ticks'):.1f} us user + {cpu(rs, 'sys_ticks'):.1f} us kernel")
-hop, base, poem = (med(rs, "rps") for rs in runs)
-print(f"loadtest: bare poem reaches {100 * poem / base:.1f} % of bare hyper")
-print(f"loadtest: hoplink reaches {100 * hop / base:.1f} % of bare hyper")
+# The machine's speed drifts over a run: each round's servers run back to back, so the
+# ratio is taken within each round, and its median reported.
+ratio = lambda i: statistics.median(100 * a["rps"] / b["rps"] for a, b in zip(runs[i], runs[1]))
+print(f"loadtest: bare poem reaches {ratio(2):.1f} % of bare hyper (median of the rounds' ratios)")
+rounds_text = ", ".join("%.0f %%" % (100 * a["rps"] / b["rps"]) for a, b in zip(runs[0], runs[1]))
+print(f"loadtest: hoplink reaches {ratio(0):.1f} % of bare hyper (median of the rounds' ratios: {rounds_text})")
 PY

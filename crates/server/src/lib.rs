@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod problem;
 mod redirect;
+mod serve;
 pub mod spec;
 pub mod state;
 
@@ -21,9 +22,8 @@ use crate::metrics::{BackendCounter, Metrics};
 use crate::redirect::RedirectEndpoint;
 use crate::state::AppState;
 use hoplink::{AnalyticsConfig, Shortener};
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Html;
-use poem::{Endpoint, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{ExtraHeader, OpenApiService};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -211,7 +211,7 @@ pub fn openapi_document(state: Arc<AppState>) -> String {
 }
 
 /// The whole application: API, redirects, docs, spec and metrics, with every layer.
-pub fn app(state: Arc<AppState>) -> impl Endpoint {
+pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
     let service = api_service(state.clone());
     let generated = service.spec();
     let document = spec::complete(&generated);
@@ -259,9 +259,7 @@ impl<R: Endpoint> Endpoint for Dispatch<R> {
     type Output = poem::Response;
 
     async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
-        let path = req.uri().path();
-        let single_segment = path.len() > 1 && !path[1..].contains('/');
-        let is_code = single_segment && !matches!(path, "/openapi.json" | "/docs" | "/metrics");
+        let is_code = redirect::is_code_path(req.uri().path());
         let method = req.method();
         if is_code && (method == poem::http::Method::GET || method == poem::http::Method::HEAD) {
             return self.redirect.call(req).await;
@@ -322,25 +320,18 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         config,
         metrics: Metrics::with_backend_counters(counters),
     });
-    let acceptor = TcpListener::bind(bind)
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(StartError::Bind)?;
-    let addr = acceptor
-        .local_addr()
-        .into_iter()
-        .find_map(|a| a.as_socket_addr().copied())
-        .unwrap_or(bind);
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(
-        poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-            app(state),
-            async {
-                let _ = rx.await;
-            },
-            Some(Duration::from_secs(30)),
-        ),
-    );
+    let task = tokio::spawn(serve::serve(
+        listener,
+        app(state.clone()).boxed(),
+        state,
+        rx,
+        Duration::from_secs(30),
+    ));
     tracing::info!(%addr, "listening");
     Ok(Server {
         addr,
