@@ -1027,7 +1027,10 @@ impl Shortener {
         };
         // Built on the stack: the redirect flood guard runs on every redirect.
         let mut key = StackString::<128>::new();
-        let decision = if write!(key, "{}:{subject}", scope.as_str()).is_ok() {
+        let built = [scope.as_str(), ":", subject]
+            .into_iter()
+            .try_for_each(|part| key.write_str(part));
+        let decision = if built.is_ok() {
             let key = key.as_str();
             match self.inner.limiter.check_local(key, quota) {
                 Some(decision) => decision,
