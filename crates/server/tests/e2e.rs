@@ -431,6 +431,38 @@ async fn redirect_semantics() {
 }
 
 #[tokio::test]
+async fn http2_with_prior_knowledge_serves_redirects_and_the_api() {
+    let app = app().await;
+    let link = app
+        .shorten(None, json!({"original_url": "https://example.com/h2"}))
+        .await;
+    let code = link["short_code"].as_str().unwrap();
+    let h2 = Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = h2
+        .get(format!("{}/{code}", app.base))
+        .header("x-request-id", "h2-probe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "https://example.com/h2");
+    assert_eq!(resp.headers()["x-request-id"], "h2-probe");
+    let health = h2
+        .get(format!("{}/api/v1/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.version(), reqwest::Version::HTTP_2);
+    assert_eq!(health.status(), StatusCode::OK);
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn creating_links_and_refusals() {
     let app = app().await;
     let link = app.shorten(None, json!({"original_url": "https://example.com/x", "custom_alias": "my-alias", "title": "T", "tags": ["a"]})).await;
