@@ -3,7 +3,8 @@
 //!
 //! The binary is `hoplink`: with no subcommand it serves, `hoplink openapi` prints the
 //! OpenAPI document. [`start`] runs the same server inside another program (the
-//! end-to-end tests use it).
+//! end-to-end tests use it): hyper serves the connections, answers redirects itself and
+//! hands every other request to [`app`], the poem application.
 
 pub mod api;
 pub mod config;
