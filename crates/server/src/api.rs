@@ -1,5 +1,5 @@
 //! The `/api/v1` routes on poem-openapi: request and response types, and handlers that
-//! only translate between HTTP and [`Shortener`].
+//! only translate between HTTP and [`Shortener`](hoplink::Shortener).
 
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
