@@ -3,30 +3,20 @@
 //! `baseline-hyper <bind> <codes-file>`: each line of the file is `code url`. The load
 //! script runs it beside `hoplink` so the redirect route's overhead is a measured ratio.
 
+mod yardstick;
+
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(bind), Some(codes)) = (args.next(), args.next()) else {
-        eprintln!("usage: baseline-hyper <bind> <codes-file>");
-        std::process::exit(2);
-    };
-    let table: HashMap<String, String> = std::fs::read_to_string(codes)?
-        .lines()
-        .filter_map(|l| {
-            l.split_once(' ')
-                .map(|(c, u)| (c.to_string(), u.to_string()))
-        })
-        .collect();
+    let (bind, table) = yardstick::args_and_table("baseline-hyper")?;
     let table = Arc::new(table);
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     eprintln!("baseline-hyper on {bind} with {} codes", table.len());

@@ -5,6 +5,8 @@
 //! `baseline-hyper` it measures what the framework alone costs on the machine, so the
 //! ratio of hoplink to bare hyper can be split into framework and hoplink's own work.
 
+mod yardstick;
+
 use poem::http::StatusCode;
 use poem::{Endpoint, Request, Response};
 use std::collections::HashMap;
@@ -28,18 +30,7 @@ impl Endpoint for Redirects {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(bind), Some(codes)) = (args.next(), args.next()) else {
-        eprintln!("usage: baseline-poem <bind> <codes-file>");
-        std::process::exit(2);
-    };
-    let table: HashMap<String, String> = std::fs::read_to_string(codes)?
-        .lines()
-        .filter_map(|l| {
-            l.split_once(' ')
-                .map(|(c, u)| (c.to_string(), u.to_string()))
-        })
-        .collect();
+    let (bind, table) = yardstick::args_and_table("baseline-poem")?;
     eprintln!("baseline-poem on {bind} with {} codes", table.len());
     poem::Server::new(poem::listener::TcpListener::bind(bind))
         .run(Redirects(table))
