@@ -5,27 +5,12 @@
 
 use hoplink::EventBus;
 use hoplink::model::ClickEvent;
+use hoplink_benches::bus_event;
 use hoplink_kafka::{KafkaEventBus, KafkaOptions};
 use std::time::{Duration, Instant};
 
 const EVENTS: usize = 200_000;
 const BATCH: usize = 500;
-
-fn event(n: usize) -> ClickEvent {
-    ClickEvent {
-        id: uuid::Uuid::now_v7(),
-        link_id: uuid::Uuid::now_v7(),
-        short_code: format!("c{}", n % 1000),
-        occurred_at: chrono::Utc::now(),
-        visitor: format!("{:032x}", n % 5000),
-        user_agent: Some(
-            "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0".into(),
-        ),
-        referrer: Some("https://news.example.com/".into()),
-        country: None,
-        counted_at_redirect: false,
-    }
-}
 
 #[tokio::main]
 async fn main() -> hoplink::Result<()> {
@@ -34,7 +19,7 @@ async fn main() -> hoplink::Result<()> {
     let bus = KafkaEventBus::connect(KafkaOptions::new(brokers).topic(topic)).await?;
     let mut consumer = bus.subscribe("bench", "c1").await?;
     let batches: Vec<Vec<ClickEvent>> = (0..EVENTS / BATCH)
-        .map(|b| (0..BATCH).map(|i| event(b * BATCH + i)).collect())
+        .map(|b| (0..BATCH).map(|i| bus_event(b * BATCH + i)).collect())
         .collect();
 
     let started = Instant::now();

@@ -5,6 +5,7 @@
 
 use hoplink::model::ClassifiedClick;
 use hoplink::{AnalyticsStore, LinkStore, NewLink, Shortener};
+use hoplink_benches::percentile;
 use hoplink_postgres::{PgSettings, PgStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,10 +63,6 @@ fn batch() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// The `n`th click of the run: one visitor in 5,000, one bot in 20, dimensions in turn.

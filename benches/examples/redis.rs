@@ -6,6 +6,8 @@
 
 use hoplink::model::{CacheEntry, ClickEvent, RedirectTarget};
 use hoplink::{Cache, EventBus, Quota, RateLimiter, RedirectType};
+use hoplink_benches::bus_event;
+use hoplink_benches::percentile;
 use hoplink_redis::{FailurePolicy, Redis, RedisOptions, StreamOptions};
 use std::future::Future;
 use std::sync::Arc;
@@ -14,10 +16,6 @@ use std::time::{Duration, Instant};
 const SEQUENTIAL: usize = 20_000;
 const CONCURRENT_TASKS: usize = 64;
 const CONCURRENT_OPS: usize = 200_000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// p50 / p99 of `n` calls one after another.
 async fn latency<F, Fut>(name: &str, n: usize, mut call: F)
@@ -78,22 +76,6 @@ fn target(n: usize) -> CacheEntry {
         max_clicks: None,
         is_active: true,
     }))
-}
-
-fn event(n: usize) -> ClickEvent {
-    ClickEvent {
-        id: uuid::Uuid::now_v7(),
-        link_id: uuid::Uuid::now_v7(),
-        short_code: format!("c{}", n % 1000),
-        occurred_at: chrono::Utc::now(),
-        visitor: format!("{:032x}", n % 5000),
-        user_agent: Some(
-            "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0".into(),
-        ),
-        referrer: Some("https://news.example.com/".into()),
-        country: None,
-        counted_at_redirect: false,
-    }
 }
 
 #[tokio::main]
@@ -187,7 +169,7 @@ async fn main() -> hoplink::Result<()> {
     const EVENTS: usize = 200_000;
     const BATCH: usize = 500;
     let batches: Vec<Vec<ClickEvent>> = (0..EVENTS / BATCH)
-        .map(|b| (0..BATCH).map(|i| event(b * BATCH + i)).collect())
+        .map(|b| (0..BATCH).map(|i| bus_event(b * BATCH + i)).collect())
         .collect();
     let started = Instant::now();
     for batch in &batches {
