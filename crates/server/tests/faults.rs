@@ -8,10 +8,10 @@
 mod common;
 
 use common::{
-    OwnPostgres, OwnProcess, client, create_links, fresh_schema, instance_env, redirect_rounds,
-    spawn, token, total_clicks, wait_health,
+    Instance, OwnPostgres, OwnProcess, client, create_links, fresh_schema, instance_env,
+    redirect_rounds, spawn, token, total_clicks, wait_health,
 };
-use reqwest::StatusCode;
+use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,37 @@ fn missing(what: &str) {
         panic!("CI is set: the fault tests need {what}");
     }
     eprintln!("skipped: the fault tests need {what}");
+}
+
+/// Two instances on one environment, a user of the first, and links of theirs.
+struct Pair {
+    a: Instance,
+    b: Instance,
+    /// Both instances' base URLs, for redirect rounds.
+    bases: Vec<String>,
+    client: Client,
+    token: String,
+    /// `(short_code, id)` of each link.
+    links: Vec<(String, String)>,
+    codes: Vec<String>,
+}
+
+async fn pair_with_links(env: &[(String, String)], links: usize) -> Pair {
+    let (a, b) = (spawn(env).await, spawn(env).await);
+    let bases = vec![a.base.clone(), b.base.clone()];
+    let client = client();
+    let token = token(&client, &a.base).await;
+    let links = create_links(&client, &a.base, &token, links).await;
+    let codes = links.iter().map(|(c, _)| c.clone()).collect();
+    Pair {
+        a,
+        b,
+        bases,
+        client,
+        token,
+        links,
+        codes,
+    }
 }
 
 fn database_url() -> Option<String> {
@@ -44,12 +75,15 @@ async fn redis_killed_under_redirect_load() {
         ("DATABASE_URL", fresh_schema(&database_url).await),
         ("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port)),
     ]);
-    let (a, b) = (spawn(&env).await, spawn(&env).await);
-    let bases = vec![a.base.clone(), b.base.clone()];
-    let client = client();
-    let token = token(&client, &a.base).await;
-    let links = create_links(&client, &a.base, &token, 10).await;
-    let codes: Vec<String> = links.iter().map(|(c, _)| c.clone()).collect();
+    let Pair {
+        a,
+        b,
+        bases,
+        client,
+        token,
+        links,
+        codes,
+    } = pair_with_links(&env, 10).await;
     let warm = redirect_rounds(&client, &bases, &codes, 1).await;
     assert_eq!(warm.count(302), 20);
 
@@ -107,12 +141,15 @@ async fn postgres_stopped_under_load() {
         return missing("a PostgreSQL of its own (initdb, pg_ctl, runuser as root)");
     };
     let env = instance_env(&[("DATABASE_URL", postgres.url())]);
-    let (a, b) = (spawn(&env).await, spawn(&env).await);
-    let bases = vec![a.base.clone(), b.base.clone()];
-    let client = client();
-    let token = token(&client, &a.base).await;
-    let links = create_links(&client, &a.base, &token, 10).await;
-    let codes: Vec<String> = links.iter().map(|(c, _)| c.clone()).collect();
+    let Pair {
+        a,
+        b,
+        bases,
+        client,
+        token,
+        codes,
+        ..
+    } = pair_with_links(&env, 10).await;
     redirect_rounds(&client, &bases, &codes, 1).await;
 
     assert!(postgres.stop().await, "PostgreSQL stops");
@@ -191,12 +228,15 @@ async fn kafka_frozen_under_redirect_load() {
         ("EVENT_BUS", "kafka".into()),
         ("KAFKA_BROKERS", format!("127.0.0.1:{}", broker.port)),
     ]);
-    let (a, b) = (spawn(&env).await, spawn(&env).await);
-    let bases = vec![a.base.clone(), b.base.clone()];
-    let client = client();
-    let token = token(&client, &a.base).await;
-    let links = create_links(&client, &a.base, &token, 5).await;
-    let codes: Vec<String> = links.iter().map(|(c, _)| c.clone()).collect();
+    let Pair {
+        a,
+        b: _b, // bound, not `_`: dropping an instance stops it, and it serves `bases`
+        bases,
+        client,
+        token,
+        codes,
+        ..
+    } = pair_with_links(&env, 5).await;
 
     broker.signal("STOP").await;
     let started = Instant::now();
