@@ -40,28 +40,7 @@ pids+=($!)
 wait_port "$HOPLINK_PORT"
 
 echo "loadtest: creating $LINKS links"
-python3 - "$HOPLINK_PORT" "$LINKS" "$work/codes.txt" <<'PY'
-import json, sys, urllib.request
-port, total, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-lines = []
-for start in range(0, total, 1000):
-    items = [{"original_url": f"https://example.com/articles/{i}"} for i in range(start, min(total, start + 1000))]
-    # Bulk needs an account: register one per run.
-    lines.extend(items)
-def call(path, body, token=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"content-type": "application/json"})
-    if token: req.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req) as r: return json.load(r)
-call("/api/v1/auth/register", {"email": "load@example.com", "password": "loadtest-password"})
-token = call("/api/v1/auth/login", {"email": "load@example.com", "password": "loadtest-password"})["access_token"]
-codes = []
-for start in range(0, total, 1000):
-    res = call("/api/v1/urls/bulk", {"items": lines[start:start + 1000]}, token)["results"]
-    codes += [(r["ok"]["short_code"], r["ok"]["original_url"]) for r in res]
-with open(out, "w") as f:
-    f.write("".join(f"{c} {u}\n" for c, u in codes))
-print(f"loadtest: {len(codes)} links created")
-PY
+python3 scripts/create-links.py "$HOPLINK_PORT" "$LINKS" "$work/codes.txt" "$work/token.txt" | sed 's/^/loadtest: /'
 
 "$bin/baseline-hyper" "127.0.0.1:$BASELINE_PORT" "$work/codes.txt" 2>"$work/baseline.log" &
 pids+=($!)

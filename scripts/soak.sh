@@ -50,27 +50,11 @@ for port in "${PORTS[@]}"; do
 done
 echo "soak: two instances on ${PORTS[*]} (event bus: $EVENT_BUS)"
 
-python3 - "${PORTS[0]}" "$LINKS" "$work" <<'PY'
-import json, sys, urllib.request
-port, total, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-def call(path, body, token=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"content-type": "application/json"})
-    if token: req.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req) as r: return json.load(r)
-call("/api/v1/auth/register", {"email": "soak@example.com", "password": "soak-password"})
-token = call("/api/v1/auth/login", {"email": "soak@example.com", "password": "soak-password"})["access_token"]
-codes = []
-for start in range(0, total, 1000):
-    items = [{"original_url": f"https://example.com/soak/{i}"} for i in range(start, min(total, start + 1000))]
-    codes += [r["ok"]["short_code"] for r in call("/api/v1/urls/bulk", {"items": items}, token)["results"]]
-open(f"{work}/codes.txt", "w").write("\n".join(codes) + "\n")
-open(f"{work}/token.txt", "w").write(token)
-print(f"soak: {len(codes)} links created")
-PY
+python3 scripts/create-links.py "${PORTS[0]}" "$LINKS" "$work/codes.txt" "$work/token.txt" | sed 's/^/soak: /'
 
 cat >"$work/mix.lua" <<LUA
 local codes = {}
-for line in io.lines("$work/codes.txt") do codes[#codes + 1] = line end
+for line in io.lines("$work/codes.txt") do codes[#codes + 1] = line:match("^(%S+)") end
 local token = io.open("$work/token.txt"):read("*a")
 local n = 0
 request = function()
