@@ -555,7 +555,10 @@ async fn api_keys(store: &dyn UserStore, user_id: Uuid) {
     assert_eq!(store.list_api_keys(user_id).await.unwrap(), vec![newer.key]);
 }
 
-fn click(
+/// A classified click on `link_id` with a fresh event id, for analytics-store tests: a
+/// bot's dimensions are those of a crawler, a human's those of Firefox on Linux;
+/// `counted` says whether the redirect already counted it (`max_clicks` links).
+pub fn sample_click(
     link_id: Uuid,
     day: NaiveDate,
     visitor: &str,
@@ -597,11 +600,11 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
     let today = Utc::now().date_naive();
     let yesterday = today.pred_opt().unwrap();
     let batch = vec![
-        click(link.id, today, "v1", false, false),
-        click(link.id, today, "v1", false, false),
-        click(link.id, today, "v2", false, true),
-        click(link.id, today, "b1", true, false),
-        click(link.id, yesterday, "v1", false, false),
+        sample_click(link.id, today, "v1", false, false),
+        sample_click(link.id, today, "v1", false, false),
+        sample_click(link.id, today, "v2", false, true),
+        sample_click(link.id, today, "b1", true, false),
+        sample_click(link.id, yesterday, "v1", false, false),
     ];
     let outcome = store.record(&batch).await.unwrap();
     assert_eq!((outcome.recorded, outcome.duplicates), (5, 0));
@@ -616,7 +619,10 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
         (0, 2),
         "replays are duplicates"
     );
-    let mixed = vec![batch[0].clone(), click(link.id, today, "v3", false, false)];
+    let mixed = vec![
+        batch[0].clone(),
+        sample_click(link.id, today, "v3", false, false),
+    ];
     let outcome = store.record(&mixed).await.unwrap();
     assert_eq!((outcome.recorded, outcome.duplicates), (1, 1));
     assert_eq!(
@@ -682,7 +688,7 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
         .unwrap();
     assert!(other.days.is_empty());
 
-    let orphan = click(Uuid::now_v7(), today, "v9", false, false);
+    let orphan = sample_click(Uuid::now_v7(), today, "v9", false, false);
     assert_eq!(
         store.record(&[orphan]).await.unwrap().recorded,
         1,

@@ -43,27 +43,6 @@ async fn connect(url: &str, schema: &str) -> PgStore {
     .expect("connect and migrate")
 }
 
-/// A human click on `link_id` by the `visitor`th visitor, with a fresh event id.
-fn human_click(
-    link_id: uuid::Uuid,
-    day: chrono::NaiveDate,
-    visitor: usize,
-) -> hoplink::model::ClassifiedClick {
-    hoplink::model::ClassifiedClick {
-        event_id: uuid::Uuid::now_v7(),
-        link_id,
-        day,
-        visitor: format!("{visitor:032x}"),
-        is_bot: false,
-        referrer: "direct".into(),
-        browser: "Firefox".into(),
-        os: "Linux".into(),
-        device: "desktop".into(),
-        country: "DE".into(),
-        counted_at_redirect: false,
-    }
-}
-
 async fn drop_schema(store: &PgStore, schema: &str) {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(store.pool())
@@ -251,7 +230,15 @@ async fn concurrent_replays_of_one_batch_count_each_click_once() {
     }
     let today = chrono::Utc::now().date_naive();
     let batch: Vec<ClassifiedClick> = (0..1000)
-        .map(|i| human_click(links[i % 7].id, today, i % 50))
+        .map(|i| {
+            hoplink::testing::sample_click(
+                links[i % 7].id,
+                today,
+                &format!("{:032x}", i % 50),
+                false,
+                false,
+            )
+        })
         .collect();
     let batch = Arc::new(batch);
     // Four workers that all received the same batch (redelivery after a rebalance).
@@ -324,7 +311,13 @@ async fn a_stalled_ingest_leaves_link_writes_their_connections() {
     .execute(&mut blocker)
     .await
     .unwrap();
-    let click = human_click(link.id, chrono::Utc::now().date_naive(), 7);
+    let click = hoplink::testing::sample_click(
+        link.id,
+        chrono::Utc::now().date_naive(),
+        "visitor-7",
+        false,
+        false,
+    );
     let ingest = tokio::spawn({
         let store = store.clone();
         async move { store.record(&[click]).await }
