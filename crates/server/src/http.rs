@@ -161,7 +161,7 @@ impl<E: Endpoint> Endpoint for Observe<E> {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let route = route_label(req.uri().path());
-        let is_redirect = route == 0;
+        let is_redirect = route == crate::metrics::REDIRECT_ROUTE;
         let request_id = match req.headers().get(REQUEST_ID) {
             Some(v) if valid_request_id(v) => v.clone(),
             _ => {

@@ -38,6 +38,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
+/// The label of `GET|HEAD /{short_code}` in [`ROUTES`].
+pub const REDIRECT_ROUTE: usize = 0;
+
 /// The route label of a path (no allocation: it runs on every redirect).
 pub fn route_label(path: &str) -> usize {
     let find = |label: &str| {
@@ -54,7 +57,7 @@ pub fn route_label(path: &str) -> usize {
         ("metrics", [None, ..]) => find("/metrics"),
         ("openapi.json", [None, ..]) => find("/openapi.json"),
         ("docs", _) => find("/docs"),
-        (_, [None, ..]) => 0,
+        (_, [None, ..]) => REDIRECT_ROUTE,
         ("api", [Some("v1"), Some(what), tail, extra, None]) => {
             let label = match (what, tail, extra) {
                 ("urls", None, None) => "/api/v1/urls",
@@ -284,6 +287,8 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
+        assert_eq!(ROUTES[REDIRECT_ROUTE], "/{short_code}");
+        assert_eq!(route_label("/abc1234"), REDIRECT_ROUTE);
         assert_eq!(ROUTES[route_label("/abc1234")], "/{short_code}");
         assert_eq!(
             ROUTES[route_label("/api/v1/urls/0190-x")],

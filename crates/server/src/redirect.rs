@@ -9,6 +9,7 @@ use crate::http::{
     REQUEST_ID, add_rate_limit_headers, ip_text, new_request_id, resolve_client, too_many_requests,
     valid_request_id,
 };
+use crate::metrics::REDIRECT_ROUTE;
 use crate::problem::problem_of;
 use crate::state::AppState;
 use hoplink::{LimitScope, Visit};
@@ -83,7 +84,7 @@ pub(crate) async fn answer<B>(
         .await;
     let status = resp.status();
     resp.headers_mut().insert(REQUEST_ID, request_id);
-    state.metrics.record(0, status.as_u16());
+    state.metrics.record(REDIRECT_ROUTE, status.as_u16());
     let took = started.elapsed();
     state.metrics.observe_redirect(took);
     span.in_scope(|| {
