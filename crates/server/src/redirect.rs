@@ -175,3 +175,50 @@ async fn respond(
     }
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> poem::http::Request<()> {
+        let mut req = poem::http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_fast_path_takes_bodyless_reads_of_one_segment_only() {
+        assert!(takes(&request(Method::GET, "/abc1234", &[])));
+        assert!(takes(&request(Method::HEAD, "/my-alias", &[])));
+        assert!(takes(&request(
+            Method::GET,
+            "/abc1234",
+            &[("content-length", "0")]
+        )));
+        for path in [
+            "/",
+            "/metrics",
+            "/docs",
+            "/openapi.json",
+            "/api/v1/health",
+            "/a/b",
+        ] {
+            assert!(!takes(&request(Method::GET, path, &[])), "{path}");
+        }
+        assert!(!takes(&request(Method::POST, "/abc1234", &[])));
+        assert!(!takes(&request(Method::DELETE, "/abc1234", &[])));
+        // A body goes through poem, which limits its size.
+        assert!(!takes(&request(
+            Method::GET,
+            "/abc1234",
+            &[("content-length", "10")]
+        )));
+        assert!(!takes(&request(
+            Method::GET,
+            "/abc1234",
+            &[("transfer-encoding", "chunked")]
+        )));
+    }
+}
