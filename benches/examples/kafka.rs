@@ -4,7 +4,7 @@
 //! `TEST_KAFKA_BROKERS=127.0.0.1:9092 cargo run --release -p hoplink-benches --example kafka`
 
 use hoplink::EventBus;
-use hoplink::model::ClickEvent;
+use hoplink::records::ClickEvent;
 use hoplink_benches::bus_event;
 use hoplink_kafka::{KafkaEventBus, KafkaOptions};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //!
 //! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release -p hoplink-benches --example postgres`
 
-use hoplink::model::ClassifiedClick;
+use hoplink::records::ClassifiedClick;
 use hoplink::{AnalyticsStore, LinkStore, NewLink, Shortener};
 use hoplink_benches::percentile;
 use hoplink_postgres::{PgSettings, PgStore};

@@ -4,7 +4,7 @@
 //!
 //! `TEST_REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p hoplink-benches --example redis`
 
-use hoplink::model::{CacheEntry, ClickEvent, RedirectTarget};
+use hoplink::records::{CacheEntry, ClickEvent, RedirectTarget};
 use hoplink::{Cache, EventBus, Quota, RateLimiter, RedirectType};
 use hoplink_benches::bus_event;
 use hoplink_benches::percentile;

@@ -1,6 +1,6 @@
 //! Helpers shared by the benchmarks in `benches/` and `examples/`.
 
-use hoplink::model::ClickEvent;
+use hoplink::records::ClickEvent;
 use std::time::Duration;
 
 /// The value at fraction `p` (0.0–1.0) of latencies sorted in ascending order.

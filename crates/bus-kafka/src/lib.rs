@@ -25,7 +25,7 @@
 //!   is counted exactly once.
 
 use async_trait::async_trait;
-use hoplink::model::ClickEvent;
+use hoplink::records::ClickEvent;
 use hoplink::{Error, EventBus, EventConsumer, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -2,7 +2,7 @@
 //! `127.0.0.1:9092`; `.ci/run` starts Tansu). Each test uses topics of its own. Without
 //! `TEST_KAFKA_BROKERS` the tests print a notice and pass, unless `CI` is set.
 
-use hoplink::model::ClickEvent;
+use hoplink::records::ClickEvent;
 use hoplink::testing::sample_event;
 use hoplink::{EventBus, NewLink, Principal, Shortener, Visit};
 use hoplink_kafka::{KafkaEventBus, KafkaOptions};
@@ -181,8 +181,8 @@ async fn clicks_through_kafka_are_counted_exactly_once() {
     eprintln!("1000 clicks recorded once; {duplicates} redeliveries recognised as duplicates");
 }
 
-fn classified(event: &ClickEvent) -> hoplink::model::ClassifiedClick {
-    hoplink::model::ClassifiedClick {
+fn classified(event: &ClickEvent) -> hoplink::records::ClassifiedClick {
+    hoplink::records::ClassifiedClick {
         event_id: event.id,
         link_id: event.link_id,
         day: event.occurred_at.date_naive(),

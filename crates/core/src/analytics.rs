@@ -8,25 +8,22 @@
 //!                and count)                          ack after the write)
 //! ```
 
+use crate::agent::Classifier;
 use crate::auth::hex;
 use crate::bus::{EventBus, EventConsumer};
-use crate::model::{
-    AnalyticsSummary, ClassifiedClick, ClickEvent, DayClicks, Dimension, RollupWindow, ValueCount,
-};
+use crate::model::{AnalyticsSummary, DayClicks, ValueCount};
+use crate::records::{ClassifiedClick, ClickEvent, DailyRollup, Dimension, RollupWindow};
+use crate::stats::Stats;
 use crate::store::AnalyticsStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
-
-/// Largest accepted batch size.
-pub const MAX_BATCH_SIZE: usize = 100_000;
 
 /// How clicks are batched on their way to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +38,11 @@ pub struct AnalyticsConfig {
     pub run_worker: bool,
 }
 
+impl AnalyticsConfig {
+    /// Largest accepted batch size.
+    pub const MAX_BATCH_SIZE: usize = 100_000;
+}
+
 impl Default for AnalyticsConfig {
     fn default() -> Self {
         AnalyticsConfig {
@@ -48,73 +50,6 @@ impl Default for AnalyticsConfig {
             flush_interval: Duration::from_millis(1000),
             buffer_capacity: 100_000,
             run_worker: true,
-        }
-    }
-}
-
-/// Counters of the service, for metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub(crate) cache_hits: AtomicU64,
-    pub(crate) cache_misses: AtomicU64,
-    pub(crate) shared_cache_errors: AtomicU64,
-    pub(crate) invalidation_failures: AtomicU64,
-    pub(crate) clicks_buffered: AtomicU64,
-    pub(crate) clicks_dropped: AtomicU64,
-    pub(crate) clicks_published: AtomicU64,
-    pub(crate) publish_failures: AtomicU64,
-    pub(crate) clicks_recorded: AtomicU64,
-    pub(crate) clicks_duplicate: AtomicU64,
-    pub(crate) record_failures: AtomicU64,
-}
-
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Redirects answered from the in-process cache.
-    pub cache_hits: u64,
-    /// Redirects that had to look further.
-    pub cache_misses: u64,
-    /// Failed calls to the shared cache (served from the store instead).
-    pub shared_cache_errors: u64,
-    /// Invalidations the shared cache did not take (other instances rely on the L1 TTL).
-    pub invalidation_failures: u64,
-    /// Clicks accepted into the buffer.
-    pub clicks_buffered: u64,
-    /// Clicks dropped because the buffer was full or closed.
-    pub clicks_dropped: u64,
-    /// Clicks published to the event bus.
-    pub clicks_published: u64,
-    /// Failed publish attempts (retried).
-    pub publish_failures: u64,
-    /// Clicks written to the analytics store (first time).
-    pub clicks_recorded: u64,
-    /// Redelivered clicks recognised as already written.
-    pub clicks_duplicate: u64,
-    /// Failed batch writes (retried).
-    pub record_failures: u64,
-}
-
-impl Stats {
-    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
-        counter.fetch_add(by, Ordering::Relaxed);
-    }
-
-    /// Reads every counter.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        StatsSnapshot {
-            cache_hits: r(&self.cache_hits),
-            cache_misses: r(&self.cache_misses),
-            shared_cache_errors: r(&self.shared_cache_errors),
-            invalidation_failures: r(&self.invalidation_failures),
-            clicks_buffered: r(&self.clicks_buffered),
-            clicks_dropped: r(&self.clicks_dropped),
-            clicks_published: r(&self.clicks_published),
-            publish_failures: r(&self.publish_failures),
-            clicks_recorded: r(&self.clicks_recorded),
-            clicks_duplicate: r(&self.clicks_duplicate),
-            record_failures: r(&self.record_failures),
         }
     }
 }
@@ -200,98 +135,6 @@ impl PendingClick {
     }
 }
 
-/// What a user agent is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserAgentClass {
-    /// A known bot, crawler or link-preview fetcher.
-    pub is_bot: bool,
-    /// Browser family (`Chrome`, `Safari`, …, `unknown`).
-    pub browser: String,
-    /// Operating system (`Windows 10`, `iOS`, …, `unknown`).
-    pub os: String,
-    /// `desktop`, `mobile`, `tablet`, `bot` or `unknown`.
-    pub device: &'static str,
-}
-
-/// Link-preview fetchers and headless agents that the bot list may miss.
-const EXTRA_BOT_PATTERNS: &[&str] = &[
-    "whatsapp",
-    "telegrambot",
-    "discordbot",
-    "slackbot",
-    "slack-imgproxy",
-    "twitterbot",
-    "linkedinbot",
-    "facebookexternalhit",
-    "facebookcatalog",
-    "skypeuripreview",
-    "embedly",
-    "iframely",
-    "vkshare",
-    "pinterest",
-    "redditbot",
-    "applebot",
-    "mastodon",
-    "bitlybot",
-    "quora link preview",
-    "google-inspectiontool",
-    "headlesschrome",
-];
-
-fn bots() -> &'static isbot::Bots {
-    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
-    BOTS.get_or_init(|| {
-        let mut bots = isbot::Bots::default();
-        bots.append(EXTRA_BOT_PATTERNS);
-        bots
-    })
-}
-
-/// Whether a user agent is a known bot or link-preview crawler (the maintained `isbot`
-/// pattern list plus preview fetchers). An absent agent is not judged a bot.
-pub fn is_bot(user_agent: &str) -> bool {
-    !user_agent.is_empty() && bots().is_bot(user_agent)
-}
-
-/// Classifies a user agent with `woothee` (browser, OS, device) and [`is_bot`].
-pub fn classify_user_agent(user_agent: Option<&str>) -> UserAgentClass {
-    let ua = user_agent.unwrap_or_default().trim();
-    let parsed = woothee::parser::Parser::new().parse(ua);
-    let known = |v: &str| {
-        if v.is_empty() || v == "UNKNOWN" {
-            "unknown".to_string()
-        } else {
-            v.to_string()
-        }
-    };
-    let is_bot = is_bot(ua) || parsed.as_ref().is_some_and(|p| p.category == "crawler");
-    let (browser, os, category) = match &parsed {
-        Some(p) => (known(p.name), known(p.os), p.category),
-        None => ("unknown".to_string(), "unknown".to_string(), ""),
-    };
-    let lower = ua.to_ascii_lowercase();
-    let device = if is_bot {
-        "bot"
-    } else if lower.contains("ipad")
-        || lower.contains("tablet")
-        || (lower.contains("android") && !lower.contains("mobile"))
-    {
-        "tablet"
-    } else {
-        match category {
-            "pc" => "desktop",
-            "smartphone" | "mobilephone" => "mobile",
-            _ => "unknown",
-        }
-    };
-    UserAgentClass {
-        is_bot,
-        browser,
-        os,
-        device,
-    }
-}
-
 /// The host of a `Referer` (without `www.`), `direct` when there is none.
 pub fn referrer_host(referrer: Option<&str>) -> String {
     match referrer.map(str::trim).filter(|r| !r.is_empty()) {
@@ -316,44 +159,10 @@ pub fn country_code(country: Option<&str>) -> String {
     }
 }
 
-/// Turns a bus event into what the store records.
-pub fn classify(event: &ClickEvent) -> ClassifiedClick {
-    classified(event, classify_user_agent(event.user_agent.as_deref()))
-}
-
-/// [`classify`] with a memory of recent user agents: real traffic repeats a few thousand
-/// agents, and parsing one (woothee, then the bot patterns) costs far more than the rest
-/// of a click's way to the store.
-#[derive(Debug, Default)]
-pub(crate) struct Classifier {
-    agents: HashMap<Box<str>, UserAgentClass>,
-}
-
-/// Agents a [`Classifier`] remembers; past that it starts over (cheaper than tracking
-/// recency, and the frequent agents are back within a batch).
-const REMEMBERED_AGENTS: usize = 4096;
-
-impl Classifier {
-    pub fn classify(&mut self, event: &ClickEvent) -> ClassifiedClick {
-        let agent = event.user_agent.as_deref().unwrap_or_default();
-        let class = match self.agents.get(agent) {
-            Some(class) => class.clone(),
-            None => {
-                let class = classify_user_agent(Some(agent));
-                if agent.len() <= 512 {
-                    if self.agents.len() >= REMEMBERED_AGENTS {
-                        self.agents.clear();
-                    }
-                    self.agents.insert(agent.into(), class.clone());
-                }
-                class
-            }
-        };
-        classified(event, class)
-    }
-}
-
-fn classified(event: &ClickEvent, ua: UserAgentClass) -> ClassifiedClick {
+/// Turns a bus event into what the store records, classifying its user agent with
+/// `classifier`.
+pub fn classify(event: &ClickEvent, classifier: &mut Classifier) -> ClassifiedClick {
+    let ua = classifier.classify(event.user_agent.as_deref());
     ClassifiedClick {
         event_id: event.id,
         link_id: event.link_id,
@@ -361,9 +170,9 @@ fn classified(event: &ClickEvent, ua: UserAgentClass) -> ClassifiedClick {
         visitor: event.visitor.clone(),
         is_bot: ua.is_bot,
         referrer: referrer_host(event.referrer.as_deref()),
-        browser: ua.browser,
-        os: ua.os,
-        device: ua.device.to_string(),
+        browser: ua.browser.as_str().to_string(),
+        os: ua.os.as_str().to_string(),
+        device: ua.device.as_str().to_string(),
         country: country_code(event.country.as_deref()),
         counted_at_redirect: event.counted_at_redirect,
     }
@@ -389,7 +198,7 @@ pub fn summarize(
             clicks: by_day.get(&date).map_or(0, |d| d.clicks),
         })
         .collect();
-    let in_window = |d: &&crate::model::DailyRollup| d.date >= from && d.date <= to;
+    let in_window = |d: &&DailyRollup| d.date >= from && d.date <= to;
     let mut breakdowns: HashMap<Dimension, Vec<ValueCount>> =
         window.breakdowns.into_iter().collect();
     let mut top = |dim: Dimension| {
@@ -562,7 +371,10 @@ pub(crate) async fn run_worker(
             }
             continue;
         }
-        let clicks: Vec<ClassifiedClick> = events.iter().map(|e| classifier.classify(e)).collect();
+        let clicks: Vec<ClassifiedClick> = events
+            .iter()
+            .map(|e| classify(e, &mut classifier))
+            .collect();
         match store.record(&clicks).await {
             Ok(outcome) => {
                 attempt = 0;
@@ -592,80 +404,6 @@ pub(crate) async fn run_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
-    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
-
-    #[test]
-    fn classifies_browsers_and_devices() {
-        let c = classify_user_agent(Some(CHROME_MAC));
-        assert!(!c.is_bot);
-        assert_eq!((c.browser.as_str(), c.device), ("Chrome", "desktop"));
-        assert_eq!(c.os, "Mac OSX");
-        let m = classify_user_agent(Some(IPHONE));
-        assert_eq!(
-            (m.browser.as_str(), m.os.as_str(), m.device),
-            ("Safari", "iPhone", "mobile")
-        );
-        let none = classify_user_agent(None);
-        assert!(!none.is_bot);
-        assert_eq!(none.device, "unknown");
-    }
-
-    #[test]
-    fn remembered_agents_classify_as_fresh_ones() {
-        let event = |agent: Option<String>| ClickEvent {
-            id: Uuid::now_v7(),
-            link_id: Uuid::now_v7(),
-            short_code: "abc".into(),
-            occurred_at: Utc::now(),
-            visitor: String::new(),
-            user_agent: agent,
-            referrer: Some("https://www.news.example.com/a".into()),
-            country: Some("de".into()),
-            counted_at_redirect: false,
-        };
-        let mut classifier = Classifier::default();
-        let bot = "Googlebot/2.1 (+http://www.google.com/bot.html)";
-        // Twice over more agents than it remembers, so it starts over on the way.
-        for round in 0..2 {
-            for i in 0..REMEMBERED_AGENTS + 10 {
-                let agent = match i % 4 {
-                    0 => Some(format!("{CHROME_MAC} build/{i}")),
-                    1 => Some(IPHONE.to_string()),
-                    2 => Some(bot.to_string()),
-                    _ => None,
-                };
-                let e = event(agent);
-                let (fresh, remembered) = (classify(&e), classifier.classify(&e));
-                assert_eq!(fresh, remembered, "round {round}, agent {i}");
-            }
-        }
-        assert!(classifier.agents.len() <= REMEMBERED_AGENTS);
-        let long = "x".repeat(600);
-        classifier.classify(&event(Some(long.clone())));
-        assert!(!classifier.agents.contains_key(long.as_str()));
-    }
-
-    #[test]
-    fn recognises_bots_and_preview_crawlers() {
-        for ua in [
-            "Googlebot/2.1 (+http://www.google.com/bot.html)",
-            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-            "Twitterbot/1.0",
-            "WhatsApp/2.23.20.0 A",
-            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
-            "TelegramBot (like TwitterBot)",
-            "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
-        ] {
-            let c = classify_user_agent(Some(ua));
-            assert!(c.is_bot, "{ua}");
-            assert_eq!(c.device, "bot");
-        }
-        assert!(!is_bot(CHROME_MAC));
-    }
 
     #[test]
     fn referrers_and_countries() {

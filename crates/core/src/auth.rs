@@ -6,7 +6,6 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -89,51 +88,33 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
-
 /// Signs an HS256 JWT.
 pub fn sign_access_token(secret: &[u8], claims: &AccessClaims) -> Result<String> {
-    let payload = serde_json::to_vec(claims).map_err(|e| Error::backend("jwt", e))?;
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(JWT_HEADER),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut mac = HmacSha256::new_from_slice(secret).map_err(|e| Error::backend("jwt", e))?;
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    Ok(format!("{signing_input}.{signature}"))
+    let key =
+        jsonwebtoken::EncodingKey::from_secret(secret).map_err(|e| Error::backend("jwt", e))?;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &key,
+    )
+    .map_err(|e| Error::backend("jwt", e))
 }
 
-/// Verifies an HS256 JWT's signature (in constant time) and expiry.
+/// Verifies an HS256 JWT: only that algorithm (so neither `none` nor a public-key
+/// algorithm can be slipped in), its signature, and its expiry against `now_unix` (the
+/// service's clock, not the system's, so tests can move time).
 pub fn verify_access_token(secret: &[u8], token: &str, now_unix: i64) -> Result<AccessClaims> {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "sub"]);
     let invalid = || Error::Unauthorized {
         reason: "invalid access token",
     };
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid());
-    };
-    let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| invalid())?;
-    let header_fields: serde_json::Value =
-        serde_json::from_slice(&header_json).map_err(|_| invalid())?;
-    if header_fields.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
-        return Err(invalid());
-    }
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
-    let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| invalid())?;
-    mac.update(header.as_bytes());
-    mac.update(b".");
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&signature).map_err(|_| invalid())?;
-    let claims: AccessClaims = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|p| serde_json::from_slice(&p).ok())
-        .ok_or_else(invalid)?;
+    let key = jsonwebtoken::DecodingKey::from_secret(secret).map_err(|_| invalid())?;
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+        .map_err(|_| invalid())?
+        .claims;
     if claims.exp <= now_unix {
         return Err(Error::Unauthorized {
             reason: "access token expired",
@@ -179,6 +160,45 @@ mod tests {
         assert!(verify_access_token(b"secret", &forged, 150).is_err());
         assert!(verify_access_token(b"secret", "a.b", 150).is_err());
         assert!(verify_access_token(b"secret", "", 150).is_err());
+    }
+
+    #[test]
+    fn jwt_refuses_other_algorithms_and_none() {
+        let claims = AccessClaims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            iat: 100,
+            exp: 200,
+        };
+        let token = sign_access_token(b"secret", &claims).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let unsigned = |header: &str| format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header));
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"None","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+        ] {
+            assert!(
+                verify_access_token(b"secret", &unsigned(header), 150).is_err(),
+                "{header}"
+            );
+        }
+        // A token signed with HS512 under the right secret is refused too.
+        let hs512 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"secret").unwrap(),
+        )
+        .unwrap();
+        assert!(verify_access_token(b"secret", &hs512, 150).is_err());
+        // The signature of the original token over a different header is refused.
+        let signature = token.split('.').nth(2).unwrap();
+        let swapped = format!(
+            "{}.{payload}.{signature}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT","kid":"x"}"#)
+        );
+        assert!(verify_access_token(b"secret", &swapped, 150).is_err());
     }
 
     #[test]

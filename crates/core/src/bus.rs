@@ -1,7 +1,7 @@
 //! The event bus that carries clicks from redirects to analytics workers.
 
 use crate::error::Result;
-use crate::model::ClickEvent;
+use crate::records::ClickEvent;
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The shared (L2) cache of redirect targets, with cross-instance invalidation.
 
 use crate::error::Result;
-use crate::model::CacheEntry;
+use crate::records::CacheEntry;
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -138,34 +138,38 @@ impl CodeGenerator {
     }
 }
 
-/// Words that can never be aliases because they are routes or would confuse people.
+/// Words that can never be aliases because they would confuse people (they look like
+/// pages of the service). A server adds its own top-level routes with
+/// [`ShortenerBuilder::reserved_aliases`](crate::ShortenerBuilder::reserved_aliases).
 pub const RESERVED_WORDS: &[&str] = &[
-    "api",
-    "docs",
+    "about",
+    "admin",
+    "assets",
+    "auth",
+    "dashboard",
     "doc",
+    "favicon.ico",
     "health",
     "healthz",
-    "metrics",
-    "openapi",
-    "openapi.json",
-    "qr",
-    "auth",
+    "help",
     "login",
     "logout",
-    "register",
-    "admin",
-    "static",
-    "assets",
-    "favicon.ico",
-    "robots.txt",
-    "swagger",
+    "openapi",
+    "qr",
     "redoc",
+    "register",
+    "settings",
+    "signin",
+    "signup",
+    "static",
+    "swagger",
     "well-known",
     "www",
 ];
 
-/// Checks a custom alias: 3–64 characters of `[A-Za-z0-9_-]`, not a reserved word.
-pub fn validate_alias(alias: &str) -> Result<()> {
+/// Checks a custom alias: 3–64 characters of `[A-Za-z0-9_-]`, none of
+/// [`RESERVED_WORDS`] nor of `more_reserved` (compared without regard to case).
+pub fn validate_alias(alias: &str, more_reserved: &[Box<str>]) -> Result<()> {
     let len = alias.chars().count();
     if !(3..=64).contains(&len) {
         return Err(Error::invalid(
@@ -186,6 +190,8 @@ pub fn validate_alias(alias: &str) -> Result<()> {
     }
     if RESERVED_WORDS
         .iter()
+        .copied()
+        .chain(more_reserved.iter().map(|w| &**w))
         .any(|word| word.eq_ignore_ascii_case(alias))
     {
         return Err(Error::invalid(
@@ -259,12 +265,17 @@ mod tests {
 
     #[test]
     fn aliases() {
-        assert!(validate_alias("my-link_1").is_ok());
-        assert!(validate_alias("ab").is_err());
-        assert!(validate_alias(&"a".repeat(65)).is_err());
-        assert!(validate_alias("has space").is_err());
-        assert!(validate_alias("ünï").is_err());
-        let reserved = validate_alias("API").unwrap_err();
+        assert!(validate_alias("my-link_1", &[]).is_ok());
+        assert!(validate_alias("ab", &[]).is_err());
+        assert!(validate_alias(&"a".repeat(65), &[]).is_err());
+        assert!(validate_alias("has space", &[]).is_err());
+        assert!(validate_alias("ünï", &[]).is_err());
+        let routes: Vec<Box<str>> = vec!["api".into(), "docs".into()];
+        assert!(
+            validate_alias("api", &[]).is_ok(),
+            "routes come from the caller"
+        );
+        let reserved = validate_alias("API", &routes).unwrap_err();
         assert!(matches!(
             reserved,
             Error::Invalid {
@@ -272,7 +283,8 @@ mod tests {
                 ..
             }
         ));
-        assert!(validate_alias("docs").is_err());
+        assert!(validate_alias("docs", &routes).is_err());
+        assert!(validate_alias("Admin", &[]).is_err());
     }
 
     proptest! {

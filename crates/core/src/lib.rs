@@ -1,34 +1,48 @@
-#![doc = include_str!("../../../README.md")]
+#![doc = include_str!("../README.md")]
 //!
 //! # Crate layout
 //!
-//! - [`Shortener`]: the service, built with [`Shortener::builder`].
+//! - [`Shortener`]: the service, built with [`Shortener::builder`]; the domain types it
+//!   speaks ([`Link`], [`NewLink`], [`Visit`], …) and its [`Error`] are at the root.
 //! - Traits a backend implements: [`LinkStore`], [`UserStore`], [`AnalyticsStore`],
-//!   [`Cache`], [`RateLimiter`], [`IdAllocator`], [`EventBus`].
+//!   [`Cache`], [`RateLimiter`], [`IdAllocator`], [`EventBus`]; what they store and
+//!   exchange is in [`records`].
 //! - [`memory`]: the in-memory implementation of each, the defaults.
-//! - [`testing`] (feature `testing`): the conformance suite every backend runs.
+//! - `testing` (feature `testing`): the conformance suite every backend runs.
 //! - [`implementing_a_backend`]: a short guide for backend authors.
+//! - Building blocks with their own rules: [`agent`] (user-agent families), [`code`]
+//!   (short codes and aliases), [`validate`] (URLs, emails, passwords), [`auth`]
+//!   (passwords, tokens and keys).
+//!
+//! # Features
+//!
+//! - `qr` (default): QR codes of short links ([`Shortener::qr_code`]).
+//! - `testing`: the conformance suite.
 
-pub mod analytics;
+pub mod agent;
+mod analytics;
 pub mod auth;
 mod bus;
 mod cache;
-pub mod clock;
+mod clock;
 pub mod code;
 mod error;
 mod ids;
 mod limiter;
 pub mod memory;
-pub mod model;
-pub mod qr;
+mod model;
+#[cfg(feature = "qr")]
+mod qr;
+pub mod records;
 mod service;
+mod stats;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod text;
+mod text;
 pub mod validate;
 
-pub use analytics::{AnalyticsConfig, StatsSnapshot};
+pub use analytics::AnalyticsConfig;
 pub use bus::{EventBus, EventConsumer};
 pub use cache::{Cache, Invalidation, InvalidationListener, Listeners};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -36,14 +50,18 @@ pub use error::{Error, GoneReason, Result};
 pub use ids::IdAllocator;
 pub use limiter::{LimitScope, Quota, RateLimitDecision, RateLimiter, RateLimits};
 pub use model::{
-    AnalyticsSummary, ApiKey, Link, LinkPatch, NewLink, Page, Principal, RedirectType, TokenPair,
-    User, Visit,
+    AnalyticsSummary, ApiKey, Cursor, DayClicks, Link, LinkPatch, NewLink, Page, Principal,
+    RedirectType, TokenPair, User, ValueCount, Visit,
 };
-pub use qr::QrFormat;
+#[cfg(feature = "qr")]
+pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};
+#[cfg(feature = "qr")]
+pub use service::QrContent;
 pub use service::{
     ComponentHealth, DEFAULT_PAGE_SIZE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS,
-    MAX_PAGE_SIZE, QrContent, Redirect, Shortener, ShortenerBuilder,
+    MAX_PAGE_SIZE, Redirect, Shortener, ShortenerBuilder,
 };
+pub use stats::StatsSnapshot;
 pub use store::{AnalyticsStore, LinkStore, UserStore};
 pub use text::StackString;
 

@@ -83,7 +83,7 @@ pub trait RateLimiter: Send + Sync + Debug {
     }
 }
 
-/// The scopes of the built-in limits (API.md "Rate limits").
+/// The scopes of the built-in limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitScope {
     /// Anonymous API requests, per client IP.

@@ -4,9 +4,10 @@
 //! `testing`) checks them, and every backend runs it.
 
 use crate::error::Result;
-use crate::model::{
-    ApiKey, ApiKeyRecord, ClassifiedClick, ClickBudget, Link, LinkPatch, LinkQuery, Page,
-    RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, User, UserRecord,
+use crate::model::{ApiKey, Link, LinkPatch, Page, User};
+use crate::records::{
+    ApiKeyRecord, ClassifiedClick, ClickBudget, LinkQuery, RecordOutcome, RefreshTokenRecord,
+    RollupWindow, RotateOutcome, UserRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

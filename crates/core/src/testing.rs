@@ -11,9 +11,10 @@ use crate::clock::stored_precision;
 use crate::error::Error;
 use crate::ids::IdAllocator;
 use crate::limiter::{Quota, RateLimiter};
-use crate::model::{
-    ApiKey, ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Cursor, Dimension,
-    Link, LinkPatch, LinkQuery, RedirectType, RefreshTokenRecord, RotateOutcome, User, UserRecord,
+use crate::model::{ApiKey, Cursor, Link, LinkPatch, RedirectType, User};
+use crate::records::{
+    ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Dimension, LinkQuery,
+    RefreshTokenRecord, RotateOutcome, UserRecord,
 };
 use crate::store::{AnalyticsStore, LinkStore, UserStore};
 use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
@@ -702,7 +703,7 @@ pub async fn cache(cache: Arc<dyn Cache>) {
     cache.health().await.expect("health");
     let code = unique("c");
     let link = sample_link(None);
-    let entry = CacheEntry::Found(Arc::new(link.redirect_target()));
+    let entry = CacheEntry::Found(Arc::new(crate::records::RedirectTarget::of(&link)));
     assert_eq!(cache.get(&code).await.unwrap(), None);
     cache
         .set(&code, &entry, Duration::from_secs(60))

@@ -202,13 +202,13 @@ fn check_ipv6(ip: Ipv6Addr) -> std::result::Result<(), String> {
 pub fn validate_email(raw: &str) -> Result<String> {
     let email = raw.trim();
     let bad = |reason: &str| Error::invalid("email", "invalid_email", reason.to_string());
-    if email.len() > 254 {
+    if email.chars().count() > 254 {
         return Err(bad("is longer than 254 characters"));
     }
     let (local, domain) = email
         .split_once('@')
         .ok_or_else(|| bad("must contain '@'"))?;
-    if local.is_empty() || local.len() > 64 {
+    if local.is_empty() || local.chars().count() > 64 {
         return Err(bad("needs 1 to 64 characters before '@'"));
     }
     if domain.contains('@') {

@@ -134,11 +134,16 @@ async fn custom_alias_rules() {
         }) => {}
         other => panic!("expected alias_taken, got {other:?}"),
     }
-    for (alias, code) in [
-        ("ab", "invalid_alias"),
-        ("api", "reserved_alias"),
-        ("Docs", "reserved_alias"),
-        ("bad/alias", "invalid_alias"),
+    let with_routes = Shortener::builder()
+        .reserved_aliases(["api", "docs"])
+        .build()
+        .unwrap();
+    for (s, alias, code) in [
+        (&s, "ab", "invalid_alias"),
+        (&s, "Admin", "reserved_alias"),
+        (&with_routes, "api", "reserved_alias"),
+        (&with_routes, "Docs", "reserved_alias"),
+        (&s, "bad/alias", "invalid_alias"),
     ] {
         let mut req = NewLink::new("https://example.com/");
         req.custom_alias = Some(alias.into());
@@ -623,7 +628,7 @@ async fn a_full_buffer_drops_and_counts_instead_of_waiting() {
 
 #[tokio::test]
 async fn replayed_events_are_counted_once() {
-    use hoplink::{EventBus, model::ClickEvent};
+    use hoplink::{EventBus, records::ClickEvent};
     let bus = Arc::new(MemoryEventBus::new(1000));
     let store = Arc::new(MemoryStore::new());
     let s = Shortener::builder()
@@ -994,17 +999,22 @@ async fn rate_limits_per_scope() {
 
 #[tokio::test]
 async fn health_reports_every_component() {
-    let s = Shortener::builder()
-        .cache(Arc::new(MemoryCache::new()))
-        .build()
-        .unwrap();
-    let report = s.health().await;
-    assert!(report.is_healthy() && !report.is_degraded());
-    let names: Vec<&str> = report.components.iter().map(|c| c.name).collect();
-    assert_eq!(
-        names,
-        ["store", "cache", "rate_limiter", "id_allocator", "bus"]
-    );
+    // With a shared cache and with none (the in-process cache then stands for it).
+    for s in [
+        Shortener::builder()
+            .cache(Arc::new(MemoryCache::new()))
+            .build()
+            .unwrap(),
+        Shortener::builder().build().unwrap(),
+    ] {
+        let report = s.health().await;
+        assert!(report.is_healthy() && !report.is_degraded());
+        let names: Vec<&str> = report.components.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            ["store", "cache", "bus", "rate_limiter", "id_allocator"]
+        );
+    }
 }
 
 #[test]

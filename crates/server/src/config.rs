@@ -1,4 +1,4 @@
-//! Configuration: every variable of API.md, as environment variable and CLI flag.
+//! Configuration: every setting, as environment variable and command-line flag.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hoplink::Quota;
@@ -73,7 +73,7 @@ pub enum LogFormat {
 }
 
 fn batch_size(s: &str) -> Result<usize, String> {
-    let max = hoplink::analytics::MAX_BATCH_SIZE;
+    let max = hoplink::AnalyticsConfig::MAX_BATCH_SIZE;
     match s.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("{s:?} is not a whole number from 1 to {max}")),
@@ -92,6 +92,22 @@ fn cidr(s: &str) -> Result<IpNet, String> {
     IpNet::from_str(s)
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{s:?} is not a CIDR (e.g. 10.0.0.0/8) or an IP address"))
+}
+
+fn origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s == "*" {
+        return Ok(s.to_string());
+    }
+    let bad = || format!("{s:?} is not an origin such as https://app.example.com, or *");
+    let url = url::Url::parse(s).map_err(|_| bad())?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.username().is_empty()
+        && !s.ends_with('/');
+    if bare { Ok(s.to_string()) } else { Err(bad()) }
 }
 
 /// Server settings. Secrets are redacted from `Debug`.
@@ -164,6 +180,10 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Comma-separated origins (`https://app.example.com`) whose browser scripts may call
+    /// the API; `*` allows any. Empty: no cross-origin access.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
+    pub cors_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -198,6 +218,7 @@ impl std::fmt::Debug for Config {
             .field("analytics_flush_ms", &self.analytics_flush_ms)
             .field("metrics_token", &redact(&self.metrics_token))
             .field("log_format", &self.log_format)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -275,6 +296,14 @@ mod tests {
         assert!(Config::from_args(["--analytics-batch-size", "1000000000"]).is_err());
         assert!(Config::from_args(["--trusted-proxies", "10.0.0.0/8,nonsense"]).is_err());
         assert!(Config::from_args(["--event-bus", "rabbit"]).is_err());
+        assert!(Config::from_args(["--cors-origins", "https://a.example/path"]).is_err());
+        assert!(Config::from_args(["--cors-origins", "javascript:x"]).is_err());
+        let cors = Config::from_args(["--cors-origins", "https://a.example,http://b.example:8080"])
+            .unwrap();
+        assert_eq!(
+            cors.cors_origins,
+            ["https://a.example", "http://b.example:8080"]
+        );
         let ok = Config::from_args([
             "--rate-limit-redirect",
             "off",

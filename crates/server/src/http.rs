@@ -1,18 +1,18 @@
-//! The HTTP layer around the routes: request ids, logs, metrics, problem documents for
-//! every error, authentication and rate limits.
+//! The HTTP helpers around the routes: request ids, client addresses, rate-limit
+//! headers, and the API layer ([`ApiGuard`]): body limit, authentication, rate limits.
 
-use crate::metrics::route_label;
-use crate::problem::{Problem, ceil_secs, problem_of, problem_response_of_poem_error};
+use crate::problem::{Problem, Refused, ceil_secs, problem_of, problem_response_of_poem_error};
+use crate::routes::Scope;
+use crate::serve::Matched;
 use crate::state::AppState;
 use hoplink::{LimitScope, RateLimitDecision};
+use hyper::body::Bytes;
 use ipnet::IpNet;
-use poem::http::{HeaderName, HeaderValue, Method, StatusCode};
+use poem::http::{HeaderName, HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
-use tracing::Instrument;
 
 /// Request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -148,112 +148,9 @@ pub fn too_many_requests(d: &RateLimitDecision) -> Response {
     resp
 }
 
-/// Outermost layer of every route: request id, log line, metrics, and problem
-/// documents for any error left.
-pub struct Observe<E> {
-    pub(crate) inner: E,
-    pub(crate) state: Arc<AppState>,
-}
-
-impl<E: Endpoint> Endpoint for Observe<E> {
-    type Output = Response;
-
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let started = Instant::now();
-        let route = route_label(req.uri().path());
-        let is_redirect = route == crate::metrics::REDIRECT_ROUTE;
-        let request_id = match req.headers().get(REQUEST_ID) {
-            Some(v) if valid_request_id(v) => v.clone(),
-            _ => {
-                let id = new_request_id();
-                if !is_redirect {
-                    // Handlers of the API may read it; the redirect path doesn't.
-                    req.headers_mut().insert(REQUEST_ID, id.clone());
-                }
-                id
-            }
-        };
-        let content_length = req.headers().get(poem::http::header::CONTENT_LENGTH);
-        let mut too_large = content_length
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|len| len > crate::MAX_BODY_BYTES as u64);
-        if content_length.is_none()
-            && req
-                .headers()
-                .contains_key(poem::http::header::TRANSFER_ENCODING)
-        {
-            // A body without a length (chunked): read it here, up to the limit.
-            use tokio::io::AsyncReadExt;
-            let mut reader = req
-                .take_body()
-                .into_async_read()
-                .take(crate::MAX_BODY_BYTES as u64 + 1);
-            let mut bytes = Vec::new();
-            match reader.read_to_end(&mut bytes).await {
-                Ok(_) if bytes.len() > crate::MAX_BODY_BYTES => too_large = true,
-                Ok(_) => req.set_body(bytes),
-                Err(_) => too_large = true,
-            }
-        }
-        let uri = req.uri().clone();
-        let method = req.method().clone();
-        let span = if is_redirect {
-            tracing::debug_span!("request", request_id = request_id.to_str().unwrap_or(""), %method, path = uri.path())
-        } else {
-            tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""), %method, path = uri.path())
-        };
-        let mut resp = if too_large {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "request bodies are limited to {} bytes",
-                    crate::MAX_BODY_BYTES
-                ),
-            )
-            .into_response_with(&[])
-        } else {
-            match self.inner.call(req).instrument(span.clone()).await {
-                Ok(output) => output.into_response(),
-                Err(error) => problem_response_of_poem_error(error),
-            }
-        };
-        let status = resp.status();
-        resp.headers_mut().insert(REQUEST_ID, request_id);
-        self.state.metrics.record(route, status.as_u16());
-        let took = started.elapsed();
-        if is_redirect {
-            self.state.metrics.observe_redirect(took);
-            span.in_scope(|| {
-                tracing::debug!(
-                    status = status.as_u16(),
-                    micros = took.as_micros() as u64,
-                    "answered"
-                )
-            });
-        } else if status.is_server_error() {
-            span.in_scope(|| {
-                tracing::error!(
-                    status = status.as_u16(),
-                    micros = took.as_micros() as u64,
-                    "answered"
-                )
-            });
-        } else {
-            span.in_scope(|| {
-                tracing::info!(
-                    status = status.as_u16(),
-                    micros = took.as_micros() as u64,
-                    "answered"
-                )
-            });
-        }
-        Ok(resp)
-    }
-}
-
-/// The `/api/v1` layer: authenticates presented credentials once (handlers' security
-/// schemes read the result) and applies the rate limit of the request's scope.
+/// The API layer: reads the body (within [`crate::MAX_BODY_BYTES`]), authenticates
+/// presented credentials once (handlers' security schemes read the result), applies the
+/// route's rate limit, and turns what poem refused into precise problem documents.
 pub struct ApiGuard<E> {
     pub(crate) inner: E,
     pub(crate) state: Arc<AppState>,
@@ -263,76 +160,50 @@ impl<E: Endpoint> Endpoint for ApiGuard<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let Some(Matched(route)) = req.extensions().get::<Matched>().copied() else {
+            return Ok(
+                Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+                    .into_response_with(&[]),
+            );
+        };
+        let body = match read_body(&mut req).await {
+            Ok(body) => body,
+            Err(resp) => return Ok(resp),
+        };
         let shortener = &self.state.shortener;
-        let path = req.uri().path().to_string();
-        let is_token_route = path.starts_with("/api/v1/auth/") && !path.ends_with("/me");
         let mut principal = None;
-        if !is_token_route {
-            let authorization = req
-                .headers()
-                .get("authorization")
-                .map(|v| v.to_str().map(str::to_string));
-            let api_key = req
-                .headers()
-                .get("x-api-key")
-                .map(|v| v.to_str().map(str::to_string));
-            let outcome = match (authorization, api_key) {
-                (Some(Ok(value)), _) => match bearer_token(&value) {
-                    Some(token) => Some(shortener.authenticate_bearer(token).await),
-                    None => Some(Err(hoplink::Error::Unauthorized {
-                        reason: "unsupported scheme",
-                    })),
-                },
-                (None, Some(Ok(key))) => Some(shortener.authenticate_api_key(key.trim()).await),
-                (Some(Err(_)), _) | (None, Some(Err(_))) => {
-                    Some(Err(hoplink::Error::Unauthorized {
-                        reason: "unreadable credentials",
-                    }))
-                }
-                (None, None) => None,
-            };
-            match outcome {
-                Some(Ok(p)) => principal = Some(p),
-                Some(Err(e)) => {
-                    let problem = problem_of(&e);
-                    let extra = if problem.status == 401 {
-                        vec![(
-                            "WWW-Authenticate",
-                            crate::problem::WWW_AUTHENTICATE.to_string(),
-                        )]
-                    } else {
-                        Vec::new()
-                    };
-                    return Ok(problem.into_response_with(&extra));
-                }
-                None => {}
+        if route.credentials {
+            match authenticate(shortener, req.headers()).await {
+                Ok(p) => principal = p,
+                Err(resp) => return Ok(resp),
             }
         }
         if let Some(p) = principal {
             req.extensions_mut().insert(p);
         }
-
-        let decision = if path == "/api/v1/health" {
-            None
-        } else {
-            let ip = client_ip(&req, &self.state.config.trusted_proxies);
-            let ip_text = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-            let (scope, subject) = match (req.method(), path.as_str()) {
-                (&Method::POST, "/api/v1/auth/register") => (LimitScope::Register, ip_text),
-                (&Method::POST, "/api/v1/auth/login") => (LimitScope::Login, ip_text),
-                _ => match principal {
-                    Some(p) => (LimitScope::Authenticated, p.user_id.to_string()),
-                    None => (LimitScope::Anonymous, ip_text),
-                },
-            };
-            match shortener.check_rate_limit(scope, &subject).await {
+        let ip = || {
+            client_ip(&req, &self.state.config.trusted_proxies)
+                .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+        };
+        let limited = match route.scope {
+            Scope::Unlimited | Scope::Redirect => None,
+            Scope::Register => Some((LimitScope::Register, ip())),
+            Scope::Login => Some((LimitScope::Login, ip())),
+            Scope::Api => Some(match principal {
+                Some(p) => (LimitScope::Authenticated, p.user_id.to_string()),
+                None => (LimitScope::Anonymous, ip()),
+            }),
+        };
+        let decision = match limited {
+            None => None,
+            Some((scope, subject)) => match shortener.check_rate_limit(scope, &subject).await {
                 Ok(decision) => decision,
                 Err(e) => {
                     // Fail open: a limiter outage must not take the API down with it.
                     tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
                     None
                 }
-            }
+            },
         };
         if let Some(d) = &decision
             && !d.allowed
@@ -340,15 +211,105 @@ impl<E: Endpoint> Endpoint for ApiGuard<E> {
             self.state.metrics.rate_limited();
             return Ok(too_many_requests(d));
         }
+        let method = req.method().clone();
+        let query = req.uri().query().unwrap_or_default().to_string();
         let mut resp = match self.inner.call(req).await {
             Ok(output) => output.into_response(),
-            Err(error) => problem_response_of_poem_error(error),
+            Err(error) => {
+                let refused = Refused {
+                    document: &self.state.spec,
+                    template: route.path,
+                    method: &method,
+                    query: &query,
+                    body: &body,
+                };
+                problem_response_of_poem_error(error, Some(&refused))
+            }
         };
         if let Some(d) = &decision {
             add_rate_limit_headers(&mut resp, d);
         }
         Ok(resp)
     }
+}
+
+/// Reads the whole body, refusing one past [`crate::MAX_BODY_BYTES`] with 413 (by its
+/// `Content-Length` before reading, or while reading a chunked one), and puts it back
+/// for the handler.
+async fn read_body(req: &mut Request) -> Result<Bytes, Response> {
+    use tokio::io::AsyncReadExt;
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "request bodies are limited to {} bytes",
+                crate::MAX_BODY_BYTES
+            ),
+        )
+        .into_response_with(&[])
+    };
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > crate::MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut reader = req
+        .take_body()
+        .into_async_read()
+        .take(crate::MAX_BODY_BYTES as u64 + 1);
+    let mut bytes = Vec::new();
+    match reader.read_to_end(&mut bytes).await {
+        Ok(_) if bytes.len() > crate::MAX_BODY_BYTES => Err(too_large()),
+        Ok(_) => {
+            let bytes = Bytes::from(bytes);
+            req.set_body(bytes.clone());
+            Ok(bytes)
+        }
+        Err(_) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request body could not be read",
+        )
+        .into_response_with(&[])),
+    }
+}
+
+/// The principal of the presented credentials (`Ok(None)` when none are presented), or
+/// the 401 answer.
+async fn authenticate(
+    shortener: &hoplink::Shortener,
+    headers: &poem::http::HeaderMap,
+) -> Result<Option<hoplink::Principal>, Response> {
+    let authorization = headers.get("authorization").map(|v| v.to_str());
+    let api_key = headers.get("x-api-key").map(|v| v.to_str());
+    let outcome = match (authorization, api_key) {
+        (Some(Ok(value)), _) => match bearer_token(value) {
+            Some(token) => shortener.authenticate_bearer(token).await,
+            None => Err(hoplink::Error::Unauthorized {
+                reason: "unsupported scheme",
+            }),
+        },
+        (None, Some(Ok(key))) => shortener.authenticate_api_key(key.trim()).await,
+        (Some(Err(_)), _) | (None, Some(Err(_))) => Err(hoplink::Error::Unauthorized {
+            reason: "unreadable credentials",
+        }),
+        (None, None) => return Ok(None),
+    };
+    outcome.map(Some).map_err(|e| {
+        let problem = problem_of(&e);
+        let extra = if problem.status == 401 {
+            vec![(
+                "WWW-Authenticate",
+                crate::problem::WWW_AUTHENTICATE.to_string(),
+            )]
+        } else {
+            Vec::new()
+        };
+        problem.into_response_with(&extra)
+    })
 }
 
 #[cfg(test)]

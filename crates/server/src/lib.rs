@@ -1,31 +1,36 @@
-//! `hoplink-server`: the HTTP API of hoplink on poem + poem-openapi, a thin adapter over
+//! `hoplink-server`: the HTTP server of hoplink, a thin adapter over
 //! [`hoplink::Shortener`].
 //!
 //! The binary is `hoplink`: with no subcommand it serves, `hoplink openapi` prints the
 //! OpenAPI document. [`start`] runs the same server inside another program (the
-//! end-to-end tests use it): hyper serves the connections, answers redirects itself and
-//! hands every other request to [`app`], the poem application.
+//! end-to-end tests use it).
+//!
+//! - [`routes`]: the route table, the one list of every path.
+//! - `serve`: hyper's connection loop; recognises each request by the table, answers
+//!   redirects and pages itself, hands API operations to poem-openapi ([`api`]).
+//! - [`http`]: request ids, client addresses, the API layer (body limit, credentials,
+//!   rate limits); [`problem`]: every error as an RFC 9457 problem document.
+//! - [`spec`]: the OpenAPI document, completed from the table.
 
 pub mod api;
 pub mod config;
+mod cors;
 pub mod http;
 pub mod metrics;
+mod pages;
 pub mod problem;
 mod redirect;
+pub mod routes;
 mod serve;
 pub mod spec;
 pub mod state;
 
-use crate::api::Api;
 use crate::config::{Config, EventBusKind, LogFormat, RateLimitFailure};
-use crate::http::{ApiGuard, Observe};
+use crate::http::ApiGuard;
 use crate::metrics::{BackendCounter, Metrics};
-use crate::redirect::RedirectEndpoint;
 use crate::state::AppState;
 use hoplink::{AnalyticsConfig, Shortener};
-use poem::web::Html;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
-use poem_openapi::{ExtraHeader, OpenApiService};
+use poem::{Endpoint, EndpointExt, IntoEndpoint};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,6 +176,7 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
     }
     builder = builder
         .base_url(config.base_url.clone())
+        .reserved_aliases(routes::reserved_names())
         .rate_limits(config.rate_limits())
         .analytics(AnalyticsConfig {
             batch_size: config.analytics_batch_size,
@@ -198,77 +204,22 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
     Ok((shortener, counters))
 }
 
-fn api_service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
-    OpenApiService::new(Api { state }, "hoplink", env!("CARGO_PKG_VERSION"))
-        .description("URL shortener API. Errors are RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`. Rate-limited routes send `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.")
-        .extra_response_header::<String, _>(
-            ExtraHeader::new("X-Request-Id").description("Echoed from the request, or generated"),
-        )
-}
-
 /// The OpenAPI document the server serves (and `openapi/openapi.json` holds).
-pub fn openapi_document(state: Arc<AppState>) -> String {
-    spec::complete(&api_service(state).spec())
+pub fn openapi_document() -> String {
+    spec::complete(&api::service().spec())
 }
 
-/// The whole application: API, redirects, docs, spec and metrics, with every layer.
-pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
-    let service = api_service(state.clone());
-    let generated = service.spec();
-    let document = spec::complete(&generated);
-    let docs_html = service.swagger_ui_html().replace(&generated, &document);
-    let api = ApiGuard {
-        inner: service.into_endpoint(),
-        state: state.clone(),
-    };
-    let redirect = || RedirectEndpoint {
-        state: state.clone(),
-    };
-    let document_json = document.clone();
-    let routes = Route::new()
-        .at(
-            "/openapi.json",
-            poem::endpoint::make_sync(move |_| {
-                poem::Response::builder()
-                    .content_type("application/json")
-                    .body(document_json.clone())
-            }),
-        )
-        .at(
-            "/docs",
-            poem::endpoint::make_sync(move |_| Html(docs_html.clone())),
-        )
-        .nest_no_strip("/api", api)
-        .at("/metrics", api_service(state.clone()).into_endpoint());
-    Observe {
-        inner: Dispatch {
-            redirect: redirect(),
-            routes,
-        },
+/// The page of `/docs`: Swagger UI over the completed document.
+fn docs_page(document: &str) -> String {
+    let service = api::service();
+    service.swagger_ui_html().replace(&service.spec(), document)
+}
+
+/// The API: poem-openapi's operations behind the API layer.
+fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
+    ApiGuard {
+        inner: api::service().into_endpoint().data(state.clone()),
         state,
-    }
-}
-
-/// Sends single-segment `GET`/`HEAD` paths (short codes) straight to the redirect
-/// endpoint, and everything else through the router: the hot path skips route matching.
-struct Dispatch<R> {
-    redirect: RedirectEndpoint,
-    routes: R,
-}
-
-impl<R: Endpoint> Endpoint for Dispatch<R> {
-    type Output = poem::Response;
-
-    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
-        let is_code = redirect::is_code_path(req.uri().path());
-        let method = req.method();
-        if is_code && (method == poem::http::Method::GET || method == poem::http::Method::HEAD) {
-            return self.redirect.call(req).await;
-        }
-        self.routes
-            .call(req)
-            .await
-            .map(poem::IntoResponse::into_response)
     }
 }
 
@@ -316,10 +267,14 @@ impl Server {
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let (shortener, counters) = build(&config).await?;
     let bind = config.bind;
+    let document = openapi_document();
     let state = Arc::new(AppState {
         shortener: shortener.clone(),
         config,
         metrics: Metrics::with_backend_counters(counters),
+        docs_html: docs_page(&document),
+        spec: serde_json::from_str(&document).unwrap_or_default(),
+        document,
     });
     let listener = tokio::net::TcpListener::bind(bind)
         .await

@@ -14,21 +14,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Openapi) => {
-            let state =
-                match hoplink_server::build_shortener(&hoplink_server::config::Config::default())
-                    .await
-                {
-                    Ok(shortener) => std::sync::Arc::new(hoplink_server::state::AppState {
-                        shortener,
-                        config: cli.config,
-                        metrics: Default::default(),
-                    }),
-                    Err(e) => {
-                        eprintln!("hoplink: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-            print!("{}", hoplink_server::openapi_document(state));
+            print!("{}", hoplink_server::openapi_document());
             ExitCode::SUCCESS
         }
         Some(Command::Healthcheck) => match healthcheck(cli.config.bind).await {

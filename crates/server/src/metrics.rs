@@ -1,32 +1,16 @@
-//! Prometheus metrics: lock-free counters, rendered in the text format on demand.
+//! Prometheus metrics: lock-free counters, rendered in the text format on demand. Route
+//! labels are the route table's templates (bounded, so label cardinality is too).
 
+use crate::routes::{self, ROUTES};
 use hoplink::StatsSnapshot;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Route labels: bounded, so label cardinality is too.
-pub const ROUTES: &[&str] = &[
-    "/{short_code}",
-    "/api/v1/urls",
-    "/api/v1/urls/bulk",
-    "/api/v1/urls/{id}",
-    "/api/v1/analytics/{short_code}/summary",
-    "/api/v1/qr",
-    "/api/v1/qr/{short_code}",
-    "/api/v1/auth/register",
-    "/api/v1/auth/login",
-    "/api/v1/auth/refresh",
-    "/api/v1/auth/logout",
-    "/api/v1/auth/me",
-    "/api/v1/api-keys",
-    "/api/v1/api-keys/{id}",
-    "/api/v1/health",
-    "/metrics",
-    "/openapi.json",
-    "/docs",
-    "other",
-];
+/// Every route, plus requests that match none.
+fn labels() -> usize {
+    ROUTES.len() + 1
+}
 
 const STATUSES: &[u16] = &[
     200, 201, 204, 301, 302, 307, 308, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500,
@@ -37,50 +21,6 @@ const STATUSES: &[u16] = &[
 const LATENCY_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
-
-/// The label of `GET|HEAD /{short_code}` in [`ROUTES`].
-pub const REDIRECT_ROUTE: usize = 0;
-
-/// The route label of a path (no allocation: it runs on every redirect).
-pub fn route_label(path: &str) -> usize {
-    let find = |label: &str| {
-        ROUTES
-            .iter()
-            .position(|r| *r == label)
-            .unwrap_or(ROUTES.len() - 1)
-    };
-    let mut segments = path.trim_matches('/').split('/');
-    let first = segments.next().unwrap_or_default();
-    let rest: [Option<&str>; 5] = std::array::from_fn(|_| segments.next());
-    match (first, rest) {
-        ("", [None, ..]) => find("other"),
-        ("metrics", [None, ..]) => find("/metrics"),
-        ("openapi.json", [None, ..]) => find("/openapi.json"),
-        ("docs", _) => find("/docs"),
-        (_, [None, ..]) => REDIRECT_ROUTE,
-        ("api", [Some("v1"), Some(what), tail, extra, None]) => {
-            let label = match (what, tail, extra) {
-                ("urls", None, None) => "/api/v1/urls",
-                ("urls", Some("bulk"), None) => "/api/v1/urls/bulk",
-                ("urls", Some(_), None) => "/api/v1/urls/{id}",
-                ("analytics", Some(_), Some("summary")) => "/api/v1/analytics/{short_code}/summary",
-                ("qr", None, None) => "/api/v1/qr",
-                ("qr", Some(_), None) => "/api/v1/qr/{short_code}",
-                ("auth", Some("register"), None) => "/api/v1/auth/register",
-                ("auth", Some("login"), None) => "/api/v1/auth/login",
-                ("auth", Some("refresh"), None) => "/api/v1/auth/refresh",
-                ("auth", Some("logout"), None) => "/api/v1/auth/logout",
-                ("auth", Some("me"), None) => "/api/v1/auth/me",
-                ("api-keys", None, None) => "/api/v1/api-keys",
-                ("api-keys", Some(_), None) => "/api/v1/api-keys/{id}",
-                ("health", None, None) => "/api/v1/health",
-                _ => "other",
-            };
-            find(label)
-        }
-        _ => find("other"),
-    }
-}
 
 /// A counter a backend keeps, read when `/metrics` is rendered.
 pub struct BackendCounter {
@@ -117,8 +57,8 @@ impl Default for Metrics {
         let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
         Metrics {
             backend: Vec::new(),
-            requests: zeros(ROUTES.len() * STATUSES.len()),
-            other_status: zeros(ROUTES.len()),
+            requests: zeros(labels() * STATUSES.len()),
+            other_status: zeros(labels()),
             latency_buckets: zeros(LATENCY_BUCKETS.len()),
             latency_count: AtomicU64::new(0),
             latency_sum_nanos: AtomicU64::new(0),
@@ -136,8 +76,9 @@ impl Metrics {
         }
     }
 
-    /// Counts a response.
-    pub fn record(&self, route: usize, status: u16) {
+    /// Counts a response of route `index` (`None`: no route).
+    pub fn record(&self, index: Option<usize>, status: u16) {
+        let route = index.unwrap_or(ROUTES.len());
         match STATUSES.iter().position(|s| *s == status) {
             Some(i) => self.requests[route * STATUSES.len() + i].fetch_add(1, Ordering::Relaxed),
             None => self.other_status[route].fetch_add(1, Ordering::Relaxed),
@@ -165,7 +106,8 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         out.push_str("# HELP hoplink_http_requests_total HTTP responses by route and status.\n# TYPE hoplink_http_requests_total counter\n");
-        for (ri, route) in ROUTES.iter().enumerate() {
+        for ri in 0..labels() {
+            let route = routes::label((ri < ROUTES.len()).then_some(ri));
             for (si, status) in STATUSES.iter().enumerate() {
                 let n = r(&self.requests[ri * STATUSES.len() + si]);
                 if n > 0 {
@@ -286,35 +228,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_are_bounded() {
-        assert_eq!(ROUTES[REDIRECT_ROUTE], "/{short_code}");
-        assert_eq!(route_label("/abc1234"), REDIRECT_ROUTE);
-        assert_eq!(ROUTES[route_label("/abc1234")], "/{short_code}");
-        assert_eq!(
-            ROUTES[route_label("/api/v1/urls/0190-x")],
-            "/api/v1/urls/{id}"
-        );
-        assert_eq!(
-            ROUTES[route_label("/api/v1/auth/login")],
-            "/api/v1/auth/login"
-        );
-        assert_eq!(ROUTES[route_label("/api/v1/auth/evil")], "other");
-        assert_eq!(ROUTES[route_label("/a/b/c/d")], "other");
-        assert_eq!(ROUTES[route_label("/docs/oauth-receiver.html")], "/docs");
-    }
-
-    #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.record(0, 302);
-        m.record(0, 302);
-        m.record(1, 418);
+        m.record(Some(routes::REDIRECT), 302);
+        m.record(Some(routes::REDIRECT), 302);
+        m.record(None, 418);
         m.observe_redirect(Duration::from_micros(80));
         let text = m.render(&StatsSnapshot::default());
         assert!(
             text.contains("hoplink_http_requests_total{route=\"/{short_code}\",status=\"302\"} 2")
         );
-        assert!(text.contains("status=\"other\"} 1"));
+        assert!(text.contains("route=\"other\",status=\"other\"} 1"));
         assert!(text.contains("hoplink_redirect_duration_seconds_bucket{le=\"0.0001\"} 1"));
         assert!(text.contains("hoplink_redirect_duration_seconds_count 1"));
     }

@@ -1,5 +1,6 @@
 //! RFC 9457 problem documents, and the one place where domain errors become statuses.
 
+use crate::api::diagnose::{self, Violation};
 use hoplink::{Error, GoneReason};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
@@ -218,16 +219,150 @@ impl From<Error> for ApiError {
     }
 }
 
-/// Turns any error poem or poem-openapi raised (bad JSON, wrong content type, missing
-/// credentials, unknown route) into a problem document.
-pub fn problem_response_of_poem_error(error: poem::Error) -> Response {
-    if error.is::<poem_openapi::error::AuthorizationError>() {
+/// What the API layer knows of a request poem refused: enough to say precisely why.
+pub struct Refused<'a> {
+    /// The served OpenAPI document.
+    pub document: &'a serde_json::Value,
+    /// The route's template (`/api/v1/urls/{id}`).
+    pub template: &'a str,
+    /// The method.
+    pub method: &'a poem::http::Method,
+    /// The query string.
+    pub query: &'a str,
+    /// The body as received.
+    pub body: &'a [u8],
+}
+
+impl Refused<'_> {
+    fn operation(&self) -> Option<&serde_json::Value> {
+        self.document
+            .get("paths")?
+            .get(self.template)?
+            .get(self.method.as_str().to_ascii_lowercase())
+    }
+
+    /// Why the parameter `name` was refused, from its schema and the value sent.
+    fn parameter(&self, name: &str, location: &str) -> Option<Violation> {
+        let parameter = self
+            .operation()?
+            .get("parameters")?
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name && p["in"] == location)?;
+        let raw = match location {
+            "query" => url::form_urlencoded::parse(self.query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())?,
+            _ => return None,
+        };
+        let schema = &parameter["schema"];
+        let value = match schema.get("type").and_then(serde_json::Value::as_str) {
+            Some("integer") => match raw.parse::<i64>() {
+                Ok(n) => serde_json::Value::from(n),
+                Err(_) => serde_json::Value::from(raw),
+            },
+            _ => serde_json::Value::from(raw),
+        };
+        diagnose::walk(self.document, schema, &value, name)
+    }
+}
+
+fn violation_problem(v: Violation) -> Problem {
+    let status = StatusCode::from_u16(v.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let detail = match &v.field {
+        Some(field) => format!("{field} {}", v.reason),
+        None => v.reason.clone(),
+    };
+    Problem {
+        field: v.field,
+        ..Problem::new(status, v.code, detail)
+    }
+}
+
+fn invalid_parameter(name: &str) -> Problem {
+    Problem {
+        field: Some(name.to_string()),
+        ..Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{name} is not a valid value"),
+        )
+    }
+}
+
+/// Turns any error poem or poem-openapi raised (bad JSON, a value breaking a rule, a
+/// wrong content type, missing credentials) into a problem document. Echoed input is
+/// bounded and internal names never show.
+pub fn problem_response_of_poem_error(
+    error: poem::Error,
+    refused: Option<&Refused<'_>>,
+) -> Response {
+    use poem_openapi::error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
+    };
+    if error.is::<AuthorizationError>() {
         return Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "credentials required: Authorization: Bearer <token> or X-API-Key",
         )
         .into_response_with(&[("WWW-Authenticate", WWW_AUTHENTICATE.into())]);
+    }
+    if let Some(e) = error.downcast_ref::<ParseRequestPayloadError>() {
+        let found =
+            refused.and_then(|r| diagnose::body(r.document, r.template, r.method.as_str(), r.body));
+        return match found {
+            Some(v) => violation_problem(v),
+            None => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "the body does not fit the operation's schema ({})",
+                    diagnose::echo(&e.reason)
+                ),
+            ),
+        }
+        .into_response();
+    }
+    if let Some(e) = error.downcast_ref::<ParseParamError>() {
+        let found = refused.and_then(|r| r.parameter(e.name, "query"));
+        return found
+            .map(violation_problem)
+            .unwrap_or_else(|| invalid_parameter(e.name))
+            .into_response();
+    }
+    if let Some(e) = error.downcast_ref::<ParsePathError>() {
+        // poem names path parameters by position (`param0`); the template names them.
+        let name = e
+            .name
+            .strip_prefix("param")
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| {
+                refused.and_then(|r| {
+                    r.template
+                        .split('/')
+                        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                        .nth(n)
+                })
+            })
+            .unwrap_or(e.name);
+        return invalid_parameter(name).into_response();
+    }
+    if let Some(e) = error.downcast_ref::<ContentTypeError>() {
+        let detail = match e {
+            ContentTypeError::ExpectContentType => "send the body as application/json".to_string(),
+            ContentTypeError::NotSupported { content_type } => format!(
+                "{} is not supported; send application/json",
+                diagnose::echo(content_type)
+            ),
+        };
+        return Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        )
+        .into_response();
     }
     let status = error.status();
     let message = error.to_string();
@@ -257,7 +392,7 @@ pub fn problem_response_of_poem_error(error: poem::Error) -> Response {
         match status {
             StatusCode::NOT_FOUND => "no such route".to_string(),
             StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_string(),
-            _ => message,
+            _ => diagnose::echo(&message),
         }
     };
     let extra = if status == StatusCode::UNAUTHORIZED {

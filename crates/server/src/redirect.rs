@@ -1,104 +1,20 @@
-//! `GET|HEAD /{short_code}`: the hot path. The connection loop ([`crate::serve`]) answers
-//! it from hyper's request with [`answer`], before poem builds a request of its own
-//! (the framework's conversion and layers cost about a sixth of the throughput); a
-//! redirect request with a body, or one reaching [`crate::app`] through an embedding
-//! program, goes through [`RedirectEndpoint`] instead. Both share [`respond`]. Its
-//! OpenAPI description is added to the document by [`crate::spec`].
+//! `GET|HEAD /{short_code}`: the hot path. The connection loop ([`crate::serve`]) finds
+//! the route and answers it with [`respond`] from hyper's request, before any framework
+//! builds a request of its own. Its OpenAPI description is added to the document by
+//! [`crate::spec`].
 
-use crate::http::{
-    REQUEST_ID, add_rate_limit_headers, ip_text, new_request_id, resolve_client, too_many_requests,
-    valid_request_id,
-};
-use crate::metrics::REDIRECT_ROUTE;
+use crate::http::{add_rate_limit_headers, ip_text, resolve_client, too_many_requests};
 use crate::problem::problem_of;
 use crate::state::AppState;
 use hoplink::{LimitScope, Visit};
+use poem::Response;
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use poem::{Endpoint, Request, Response};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
-use tracing::Instrument;
-
-/// Answers redirects inside poem's application.
-pub struct RedirectEndpoint {
-    pub(crate) state: Arc<AppState>,
-}
 
 const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
 
-impl Endpoint for RedirectEndpoint {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let peer = req.remote_addr().as_socket_addr().copied();
-        Ok(respond(
-            &self.state,
-            req.method(),
-            req.uri().path(),
-            req.headers(),
-            peer,
-        )
-        .await)
-    }
-}
-
-/// Whether [`answer`] takes a request: `GET` or `HEAD` of one path segment that is no
-/// route of its own, without a body (a body goes through poem, which limits its size).
-pub(crate) fn takes<B>(req: &poem::http::Request<B>) -> bool {
-    let path = req.uri().path();
-    let method = req.method();
-    let headers = req.headers();
-    (method == Method::GET || method == Method::HEAD)
-        && is_code_path(path)
-        && !headers.contains_key(header::TRANSFER_ENCODING)
-        && headers
-            .get(header::CONTENT_LENGTH)
-            .is_none_or(|len| len.as_bytes() == b"0")
-}
-
-/// A path of one segment that is not one of the server's own routes.
-pub(crate) fn is_code_path(path: &str) -> bool {
-    path.len() > 1
-        && !path[1..].contains('/')
-        && !matches!(path, "/openapi.json" | "/docs" | "/metrics")
-}
-
-/// A redirect straight from hyper's request, with what [`crate::http::Observe`] adds to
-/// every answer: the request id, metrics and the debug log line.
-pub(crate) async fn answer<B>(
-    state: &AppState,
-    req: &poem::http::Request<B>,
-    peer: SocketAddr,
-) -> Response {
-    let started = Instant::now();
-    let headers = req.headers();
-    let request_id = match headers.get(REQUEST_ID) {
-        Some(v) if valid_request_id(v) => v.clone(),
-        _ => new_request_id(),
-    };
-    let (method, path) = (req.method(), req.uri().path());
-    let span = tracing::debug_span!("request", request_id = request_id.to_str().unwrap_or(""), %method, path);
-    let mut resp = respond(state, method, path, headers, Some(peer))
-        .instrument(span.clone())
-        .await;
-    let status = resp.status();
-    resp.headers_mut().insert(REQUEST_ID, request_id);
-    state.metrics.record(REDIRECT_ROUTE, status.as_u16());
-    let took = started.elapsed();
-    state.metrics.observe_redirect(took);
-    span.in_scope(|| {
-        tracing::debug!(
-            status = status.as_u16(),
-            micros = took.as_micros() as u64,
-            "answered"
-        )
-    });
-    resp
-}
-
 /// The redirect itself: flood guard, resolve (which hands the click over), answer.
-async fn respond(
+pub(crate) async fn respond(
     state: &AppState,
     method: &Method,
     path: &str,
@@ -174,51 +90,4 @@ async fn respond(
         add_rate_limit_headers(&mut resp, d);
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> poem::http::Request<()> {
-        let mut req = poem::http::Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        req.body(()).unwrap()
-    }
-
-    #[test]
-    fn the_fast_path_takes_bodyless_reads_of_one_segment_only() {
-        assert!(takes(&request(Method::GET, "/abc1234", &[])));
-        assert!(takes(&request(Method::HEAD, "/my-alias", &[])));
-        assert!(takes(&request(
-            Method::GET,
-            "/abc1234",
-            &[("content-length", "0")]
-        )));
-        for path in [
-            "/",
-            "/metrics",
-            "/docs",
-            "/openapi.json",
-            "/api/v1/health",
-            "/a/b",
-        ] {
-            assert!(!takes(&request(Method::GET, path, &[])), "{path}");
-        }
-        assert!(!takes(&request(Method::POST, "/abc1234", &[])));
-        assert!(!takes(&request(Method::DELETE, "/abc1234", &[])));
-        // A body goes through poem, which limits its size.
-        assert!(!takes(&request(
-            Method::GET,
-            "/abc1234",
-            &[("content-length", "10")]
-        )));
-        assert!(!takes(&request(
-            Method::GET,
-            "/abc1234",
-            &[("transfer-encoding", "chunked")]
-        )));
-    }
 }

@@ -1,13 +1,113 @@
-//! The OpenAPI document: generated from the API's types, plus the redirect route, which
-//! is served by a plain endpoint and described here as data.
+//! The OpenAPI document: generated from the API's types, then completed from the route
+//! table. The table adds the redirect route (answered outside poem-openapi) and each
+//! operation's own error statuses with problem-document bodies; request schemas are
+//! marked `additionalProperties: false` (bodies refuse unknown fields), optional
+//! response properties `nullable` (they are sent as `null`), and every schema example is
+//! repeated as its operation's example.
 
-use serde_json::{Value, json};
+use crate::routes::{Handler, ROUTES};
+use serde_json::{Map, Value, json};
 
-fn problem(description: &str) -> Value {
-    json!({
+/// What each error status means, and an example problem document of it.
+fn error_response(status: u16) -> Value {
+    let (description, code, detail, field) = match status {
+        400 => (
+            "The body is not JSON.",
+            "invalid_json",
+            "the body is not valid JSON (syntax error at line 1, column 17)",
+            None,
+        ),
+        401 => (
+            "Credentials are missing, wrong, expired or revoked.",
+            "unauthorized",
+            "missing, invalid or expired credentials",
+            None,
+        ),
+        404 => (
+            "No such resource, or not yours.",
+            "not_found",
+            "link not found",
+            None,
+        ),
+        409 => (
+            "Already taken (`alias_taken`, `email_taken`).",
+            "alias_taken",
+            "short code \"launch\" is already taken",
+            Some("custom_alias"),
+        ),
+        410 => (
+            "The link expired, was disabled, or used up its clicks.",
+            "expired",
+            "the link has expired",
+            None,
+        ),
+        413 => (
+            "The body is larger than 4 MiB.",
+            "payload_too_large",
+            "request bodies are limited to 4194304 bytes",
+            None,
+        ),
+        415 => (
+            "The body is not `application/json`.",
+            "unsupported_media_type",
+            "send the body as application/json",
+            None,
+        ),
+        422 => (
+            "A value breaks a rule; `field` names it (`items[3].max_clicks` inside arrays).",
+            "invalid_url",
+            "original_url host 10.0.0.1 is a private address",
+            Some("original_url"),
+        ),
+        429 => (
+            "Rate limited: retry after `Retry-After` seconds.",
+            "rate_limited",
+            "too many requests; retry after 12 s",
+            None,
+        ),
+        _ => (
+            "A backend is unavailable; try again.",
+            "backend_unavailable",
+            "the postgres backend is unavailable; try again",
+            None,
+        ),
+    };
+    let title = poem::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut example = json!({
+        "type": format!("urn:hoplink:problem:{code}"),
+        "title": title, "status": status, "detail": detail, "code": code,
+    });
+    if let Some(field) = field {
+        example["field"] = field.into();
+    }
+    let mut response = json!({
         "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    })
+        "content": {"application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+            "example": example,
+        }},
+    });
+    let header =
+        |description: &str, ty: &str| json!({"description": description, "schema": {"type": ty}});
+    match status {
+        401 => {
+            response["headers"] =
+                json!({"WWW-Authenticate": header("`Bearer realm=\"hoplink\"`", "string")});
+        }
+        429 => {
+            response["headers"] = json!({
+                "Retry-After": header("Seconds until a request is allowed", "integer"),
+                "RateLimit-Limit": header("Requests allowed per window", "integer"),
+                "RateLimit-Remaining": header("Requests left now", "integer"),
+                "RateLimit-Reset": header("Seconds until the full quota is back", "integer"),
+            });
+        }
+        _ => {}
+    }
+    response
 }
 
 fn redirect_operation(method: &str) -> Value {
@@ -33,31 +133,296 @@ fn redirect_operation(method: &str) -> Value {
         "operationId": format!("redirect_{method}"),
         "parameters": [{
             "name": "short_code", "in": "path", "required": true,
-            "schema": {"type": "string"}, "description": "Generated code or custom alias"
+            "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+            "description": "Generated code or custom alias",
+            "example": "launch"
         }],
         "responses": {
             "301": redirect("Moved Permanently (the link's redirect_type)", false),
             "302": redirect("Found (the default)", true),
             "307": redirect("Temporary Redirect", true),
             "308": redirect("Permanent Redirect", false),
-            "404": problem("Unknown or deleted code"),
-            "410": problem("Expired, disabled, or max_clicks reached"),
-            "429": problem("Redirect flood guard: retry after `Retry-After` seconds")
         }
     })
 }
 
-/// Adds the redirect route to the generated document and renders it.
+/// Whether a response is one of the generated catch-all problem answers.
+fn is_problem(response: &Value) -> bool {
+    response
+        .get("content")
+        .and_then(|c| c.get("application/problem+json"))
+        .is_some()
+}
+
+fn schema_name(reference: &Value) -> Option<String> {
+    reference
+        .get("$ref")?
+        .as_str()?
+        .strip_prefix("#/components/schemas/")
+        .map(str::to_string)
+}
+
+/// Names of the schemas reachable from `schema` (itself included when a reference).
+fn reachable(schemas: &Map<String, Value>, schema: &Value, into: &mut Vec<String>) {
+    if let Some(name) = schema_name(schema) {
+        if into.contains(&name) {
+            return;
+        }
+        into.push(name.clone());
+        if let Some(target) = schemas.get(&name) {
+            reachable(schemas, target, into);
+        }
+        return;
+    }
+    match schema {
+        Value::Object(map) => {
+            for value in map.values() {
+                reachable(schemas, value, into);
+            }
+        }
+        Value::Array(items) => {
+            for value in items {
+                reachable(schemas, value, into);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn media_schemas(content: Option<&Value>) -> Vec<Value> {
+    content
+        .and_then(Value::as_object)
+        .map(|c| {
+            c.values()
+                .filter_map(|m| m.get("schema").cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Completes the generated document (see the module documentation) and renders it.
 pub fn complete(generated: &str) -> String {
     let mut doc: Value = serde_json::from_str(generated).unwrap_or_else(|_| json!({}));
-    doc["paths"]["/{short_code}"] = json!({
-        "get": redirect_operation("get"),
-        "head": redirect_operation("head"),
-    });
+    for route in ROUTES {
+        if let Handler::Redirect = route.handler {
+            let mut item = Map::new();
+            for op in route.operations {
+                let method = op.method.as_str().to_ascii_lowercase();
+                let operation = redirect_operation(&method);
+                item.insert(method, operation);
+            }
+            doc["paths"][route.path] = Value::Object(item);
+        }
+    }
+    // Each operation's own error statuses, from the table.
+    for route in ROUTES {
+        if matches!(route.handler, Handler::Page(_)) {
+            continue;
+        }
+        for op in route.operations {
+            let method = op.method.as_str().to_ascii_lowercase();
+            let Some(responses) = doc["paths"][route.path][&method]["responses"].as_object_mut()
+            else {
+                continue;
+            };
+            responses.retain(|status, response| {
+                !(status.starts_with('4') || status.starts_with('5')) || !is_problem(response)
+            });
+            for status in op.errors {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(*status));
+            }
+        }
+    }
+    let mut requests = Vec::new();
+    let mut responses = Vec::new();
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in item.values_mut() {
+                for schema in media_schemas(operation["requestBody"].get("content")) {
+                    reachable(&schemas, &schema, &mut requests);
+                }
+                set_media_examples(&schemas, operation["requestBody"].get_mut("content"));
+                if let Some(answers) = operation["responses"].as_object_mut() {
+                    for answer in answers.values_mut() {
+                        for schema in media_schemas(answer.get("content")) {
+                            reachable(&schemas, &schema, &mut responses);
+                        }
+                        set_media_examples(&schemas, answer.get_mut("content"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for (name, schema) in schemas.iter_mut() {
+            if requests.contains(name) && schema["type"] == "object" {
+                schema["additionalProperties"] = Value::Bool(false);
+            }
+            if responses.contains(name) && !requests.contains(name) {
+                mark_optional_nullable(schema);
+            }
+        }
+    }
+    let enums: Map<String, Value> = doc["components"]["schemas"]
+        .as_object()
+        .map(|all| {
+            all.iter()
+                .filter(|(_, s)| s.get("enum").is_some())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    inline_enums(&enums, &mut doc["paths"]);
+    inline_enums(&enums, &mut doc["components"]["schemas"]);
+    null_in_nullable_enums(&mut doc);
     if let Some(tags) = doc["tags"].as_array_mut() {
         tags.push(json!({"name": "Redirect", "description": "Short links redirect here."}));
     }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// poem-openapi refers to an enum that a field makes nullable or describes through
+/// `allOf: [{$ref}, {nullable, description}]`, which generators read as a union of
+/// an enum and nothing; the enum written out in place says the same plainly.
+fn inline_enums(enums: &Map<String, Value>, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let inlined = match map.get("allOf").and_then(Value::as_array) {
+                Some(parts) if parts.len() == 2 => schema_name(&parts[0])
+                    .and_then(|name| enums.get(&name))
+                    .filter(|_| parts[1].get("$ref").is_none() && parts[1].get("type").is_none())
+                    .map(|target| {
+                        let mut merged = target.clone();
+                        if let (Some(merged), Some(extra)) =
+                            (merged.as_object_mut(), parts[1].as_object())
+                        {
+                            merged.remove("title");
+                            merged.extend(extra.clone());
+                        }
+                        merged
+                    }),
+                _ => None,
+            };
+            match inlined {
+                Some(inlined) => *value = inlined,
+                None => map.values_mut().for_each(|v| inline_enums(enums, v)),
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| inline_enums(enums, v)),
+        _ => {}
+    }
+}
+
+/// OpenAPI 3.0: `nullable` has no effect on an `enum` that does not list `null`.
+fn null_in_nullable_enums(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::Array(options)) = map.get_mut("enum")
+                && !options.contains(&Value::Null)
+            {
+                options.push(Value::Null);
+            }
+            map.values_mut().for_each(null_in_nullable_enums);
+        }
+        Value::Array(items) => items.iter_mut().for_each(null_in_nullable_enums),
+        _ => {}
+    }
+}
+
+/// Optional properties of a response are sent as `null` when absent.
+fn mark_optional_nullable(schema: &mut Value) {
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        for (name, property) in properties.iter_mut() {
+            // References (bare or in `allOf`) are objects left out when absent, never null.
+            let reference = property.get("$ref").is_some() || property.get("allOf").is_some();
+            if !required.contains(name) && !reference {
+                property["nullable"] = Value::Bool(true);
+            }
+        }
+    }
+}
+
+fn set_media_examples(schemas: &Map<String, Value>, content: Option<&mut Value>) {
+    let Some(content) = content.and_then(Value::as_object_mut) else {
+        return;
+    };
+    for media in content.values_mut() {
+        if media.get("example").is_some() {
+            continue;
+        }
+        let example = media
+            .get("schema")
+            .and_then(schema_name)
+            .and_then(|name| schemas.get(&name)?.get("example").cloned());
+        if let Some(example) = example {
+            media["example"] = example;
+        }
+    }
+}
+
+/// Where the document and the route table disagree (empty when they agree): every
+/// operation of the document is in the table with the same path and method, and every
+/// route the table gives to the API or the redirect is in the document.
+pub fn disagreements(document: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let paths = document["paths"].as_object().cloned().unwrap_or_default();
+    for (path, item) in &paths {
+        let Some(route) = ROUTES.iter().find(|r| r.path == path) else {
+            found.push(format!(
+                "{path} is in the document but not in the route table"
+            ));
+            continue;
+        };
+        for method in item
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let known = route
+                .operations
+                .iter()
+                .any(|o| o.method.as_str().eq_ignore_ascii_case(&method));
+            if !known {
+                found.push(format!(
+                    "{} {path} is in the document but not in the route table",
+                    method.to_uppercase()
+                ));
+            }
+        }
+    }
+    for route in ROUTES {
+        if matches!(route.handler, Handler::Page(_)) {
+            continue;
+        }
+        for op in route.operations {
+            let method = op.method.as_str().to_ascii_lowercase();
+            if paths.get(route.path).and_then(|i| i.get(&method)).is_none() {
+                found.push(format!(
+                    "{} {} is in the route table but not in the document",
+                    op.method, route.path
+                ));
+            }
+        }
+    }
+    found
 }

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use hoplink::Shortener;
 
-/// The service, its configuration and its metrics.
+/// The service, its configuration, its metrics and its documents.
 #[derive(Debug)]
 pub struct AppState {
     /// The service.
@@ -13,4 +13,10 @@ pub struct AppState {
     pub config: Config,
     /// Request metrics.
     pub metrics: Metrics,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub document: String,
+    /// The same document, parsed (to explain refused requests by its rules).
+    pub spec: serde_json::Value,
+    /// The page served at `/docs`.
+    pub docs_html: String,
 }

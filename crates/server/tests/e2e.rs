@@ -10,6 +10,7 @@ use std::time::Duration;
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
 const TWITTERBOT: &str = "Twitterbot/1.0";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
 
 struct App {
     server: hoplink_server::Server,
@@ -252,6 +253,14 @@ async fn served_spec_equals_the_committed_one() {
     }
     assert!(spec["components"]["securitySchemes"]["BearerAuth"].is_object());
     assert!(spec["components"]["securitySchemes"]["ApiKeyAuth"].is_object());
+    assert_eq!(
+        hoplink_server::spec::disagreements(&spec),
+        Vec::<String>::new(),
+        "the document and the route table agree"
+    );
+    let robots = app.req(Method::GET, "/robots.txt").send().await.unwrap();
+    assert_eq!(robots.status(), StatusCode::OK);
+    assert_eq!(robots.text().await.unwrap(), "User-agent: *\nDisallow: /\n");
     let docs = app.req(Method::GET, "/docs").send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(
@@ -515,12 +524,20 @@ async fn creating_links_and_refusals() {
             "reserved_alias",
         ),
         (
+            json!({"original_url": "https://example.com", "custom_alias": "docs"}),
+            "reserved_alias",
+        ),
+        (
+            json!({"original_url": "https://example.com", "custom_alias": "robots.txt"}),
+            "invalid_field",
+        ),
+        (
             json!({"original_url": "https://example.com", "custom_alias": "a b"}),
-            "invalid_alias",
+            "invalid_field",
         ),
         (
             json!({"original_url": "https://example.com", "max_clicks": 0}),
-            "invalid_max_clicks",
+            "invalid_field",
         ),
     ] {
         let (s, p) = app
@@ -539,203 +556,390 @@ async fn creating_links_and_refusals() {
 async fn bad_input_never_yields_5xx() {
     let app = app().await;
     let token = app.user("bad@example.com").await;
-    let raw = |method: Method, path: &str, ct: &str, body: String| {
-        app.req(method, path)
-            .header("content-type", ct)
-            .bearer_auth(&token)
-            .body(body)
-            .send()
-    };
-    let cases = vec![
+    let huge_number = "9".repeat(3 * 1024 * 1024);
+    let big_body = format!(
+        r#"{{"original_url": "https://e.com/{}"}}"#,
+        "a".repeat(5 * 1024 * 1024)
+    );
+    let nil = uuid::Uuid::nil();
+    let patch_nil = format!("/api/v1/urls/{nil}");
+    let huge_clicks =
+        format!(r#"{{"original_url": "https://e.com", "max_clicks": {huge_number}}}"#);
+    // (method, path, content type, body, status, the problem's field and code)
+    type Case<'a> = (
+        Method,
+        &'a str,
+        &'a str,
+        &'a str,
+        StatusCode,
+        Option<(&'a str, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
         (
-            raw(
-                Method::POST,
-                "/api/v1/urls",
-                "application/json",
-                "{not json".into(),
-            )
-            .await
-            .unwrap(),
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            "{not json",
             StatusCode::BAD_REQUEST,
+            None,
         ),
         (
-            raw(
-                Method::POST,
-                "/api/v1/urls",
-                "application/json",
-                r#"{"original_url": "https://e.com", "max_clicks": "many"}"#.into(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"original_url": "https://e.com", "max_clicks": "many"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("max_clicks", "invalid_type")),
         ),
         (
-            raw(
-                Method::POST,
-                "/api/v1/urls",
-                "application/json",
-                r#"{"original_url": "https://e.com", "owner": "me"}"#.into(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"original_url": "https://e.com", "max_clicks": -1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("max_clicks", "invalid_field")),
         ),
         (
-            raw(
-                Method::POST,
-                "/api/v1/urls",
-                "application/json",
-                "[]".into(),
-            )
-            .await
-            .unwrap(),
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            &huge_clicks,
             StatusCode::BAD_REQUEST,
+            None,
         ),
         (
-            raw(
-                Method::POST,
-                "/api/v1/urls",
-                "text/plain",
-                "https://e.com".into(),
-            )
-            .await
-            .unwrap(),
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"original_url": "https://e.com", "max_clicks": 1e30}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("max_clicks", "invalid_field")),
+        ),
+        (
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"original_url": "https://e.com", "custom_alias": 12345}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("custom_alias", "invalid_type")),
+        ),
+        (
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"original_url": "https://e.com", "redirect_type": 0}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("redirect_type", "invalid_field")),
+        ),
+        (
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"original_url": "https://e.com", "owner": "me"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("owner", "unknown_field")),
+        ),
+        (
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            r#"{"custom_alias": "abc"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("original_url", "missing_field")),
+        ),
+        (
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            "[]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/urls",
+            "text/plain",
+            "https://e.com",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
         ),
         (
-            raw(
-                Method::POST,
-                "/api/v1/urls",
-                "application/json",
-                format!(
-                    r#"{{"original_url": "https://e.com/{}"}}"#,
-                    "a".repeat(5 * 1024 * 1024)
-                ),
-            )
-            .await
-            .unwrap(),
+            Method::POST,
+            "/api/v1/urls",
+            "application/json",
+            &big_body,
             StatusCode::PAYLOAD_TOO_LARGE,
+            None,
         ),
         (
-            raw(
-                Method::GET,
-                "/api/v1/urls/not-a-uuid",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            raw(
-                Method::GET,
-                "/api/v1/urls?limit=abc",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            raw(
-                Method::GET,
-                "/api/v1/urls?limit=99999999999999",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            raw(
-                Method::GET,
-                "/api/v1/urls?limit=0",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
+            Method::POST,
+            "/api/v1/urls/bulk",
+            "application/json",
+            r#"{"items": [{"original_url": "https://e.com"}, {"original_url": "https://e.com", "max_clicks": 0}]}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("items[1].max_clicks", "invalid_field")),
         ),
         (
-            raw(
-                Method::GET,
-                "/api/v1/urls?cursor=%%%",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
+            Method::GET,
+            "/api/v1/urls/not-a-uuid",
+            "application/json",
+            "",
             StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("id", "invalid_field")),
         ),
         (
-            raw(
-                Method::GET,
-                "/api/v1/urls?cursor=zzzz",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
+            Method::GET,
+            "/api/v1/urls?limit=abc",
+            "application/json",
+            "",
             StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("limit", "invalid_type")),
         ),
         (
-            raw(
-                Method::PATCH,
-                &format!("/api/v1/urls/{}", uuid::Uuid::nil()),
-                "application/json",
-                r#"{"is_active": "yes"}"#.into(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
+            Method::GET,
+            "/api/v1/urls?limit=99999999999999",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("limit", "invalid_field")),
         ),
         (
-            raw(
-                Method::GET,
-                "/api/v1/nowhere",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
+            Method::GET,
+            "/api/v1/urls?limit=-1",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("limit", "invalid_field")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/urls?limit=0",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("limit", "invalid_field")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/urls?cursor=%25%25%25",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("cursor", "invalid_field")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/urls?cursor=zzzz",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("cursor", "invalid_cursor")),
+        ),
+        (
+            Method::PATCH,
+            &patch_nil,
+            "application/json",
+            r#"{"is_active": "yes"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("is_active", "invalid_type")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/nowhere",
+            "application/json",
+            "",
             StatusCode::NOT_FOUND,
+            None,
         ),
         (
-            raw(Method::PUT, "/api/v1/urls", "application/json", "{}".into())
-                .await
-                .unwrap(),
+            Method::PUT,
+            "/api/v1/urls",
+            "application/json",
+            "{}",
             StatusCode::METHOD_NOT_ALLOWED,
+            None,
         ),
         (
-            raw(
-                Method::GET,
-                "/api/v1/analytics/abc/summary?days=-1",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
+            Method::GET,
+            "/api/v1/analytics/abc/summary?days=-1",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("days", "invalid_field")),
         ),
         (
-            raw(
-                Method::GET,
-                "/api/v1/qr/abc?size=999999999999",
-                "application/json",
-                String::new(),
-            )
-            .await
-            .unwrap(),
-            StatusCode::BAD_REQUEST,
+            Method::GET,
+            "/api/v1/analytics/abc/summary?days=1275",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("days", "invalid_field")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/qr/abc?size=999999999999",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("size", "invalid_field")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/qr/abc?size=-1",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("size", "invalid_field")),
+        ),
+        (
+            Method::GET,
+            "/api/v1/qr/abc?format=",
+            "application/json",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(("format", "invalid_field")),
         ),
     ];
-    for (i, (resp, expected)) in cases.into_iter().enumerate() {
-        let (status, body) = decode(resp).await;
-        assert_eq!(status, expected, "case {i}: {body}");
+    for (i, (method, path, ct, body, status, problem)) in cases.into_iter().enumerate() {
+        let resp = app
+            .req(method.clone(), path)
+            .header("content-type", ct)
+            .bearer_auth(&token)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let (got, p) = decode(resp).await;
+        assert_eq!(got, status, "case {i} ({method} {path}): {p}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "case {i}"
+        );
+        assert!(
+            p.to_string().len() < 1024,
+            "case {i}: answers echo little: {p}"
+        );
+        if let Some((field, code)) = problem {
+            assert_eq!(
+                (p["field"].as_str(), p["code"].as_str()),
+                (Some(field), Some(code)),
+                "case {i} ({method} {path}): {p}"
+            );
+        }
+        assert!(
+            !p["detail"].as_str().unwrap_or_default().contains("param"),
+            "case {i}: no internal names: {p}"
+        );
+    }
+    app.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cors_grants_configured_origins_only() {
+    let app = app_with(&["--cors-origins", "https://app.example.com"]).await;
+    let preflight = |origin: &'static str| {
+        app.req(Method::OPTIONS, "/api/v1/urls")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let granted = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(granted.status(), StatusCode::NO_CONTENT);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(
+        header(&granted, "access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        header(&granted, "access-control-allow-methods").as_deref(),
+        Some("GET, POST")
+    );
+    assert!(
+        header(&granted, "access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    // An actual request from the origin may read the answer and its headers.
+    let answer = app
+        .req(Method::GET, "/api/v1/health")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&answer, "access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert!(
+        header(&answer, "access-control-expose-headers")
+            .unwrap()
+            .contains("x-request-id")
+    );
+    let other = app
+        .req(Method::GET, "/api/v1/health")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+    app.server.stop().await.unwrap();
+    // Without CORS_ORIGINS nobody is granted anything.
+    let closed = app_with(&[]).await;
+    let resp = closed
+        .req(Method::GET, "/api/v1/health")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&resp, "access-control-allow-origin"), None);
+    closed.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn method_not_allowed_names_the_allowed_methods() {
+    let app = app().await;
+    for (method, path, allow) in [
+        (Method::PUT, "/api/v1/urls", "GET, POST"),
+        (
+            Method::TRACE,
+            "/api/v1/urls/0193a1b2-0000-7000-8000-000000000000",
+            "GET, PATCH, DELETE",
+        ),
+        (Method::DELETE, "/docs", "GET, HEAD"),
+        (Method::POST, "/openapi.json", "GET, HEAD"),
+        (Method::PUT, "/metrics", "GET"),
+        (Method::POST, "/abc1234", "GET, HEAD"),
+        (Method::OPTIONS, "/api/v1/health", "GET"),
+    ] {
+        let resp = app.req(method.clone(), path).send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(
+            resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let (_, p) = decode(resp).await;
+        assert_eq!(p["code"], "method_not_allowed");
     }
     app.server.stop().await.unwrap();
 }
@@ -1087,7 +1291,7 @@ async fn analytics_appear_within_seconds_with_bots_apart() {
         )
         .await;
     let code = link["short_code"].as_str().unwrap();
-    for ua in [CHROME, FIREFOX, CHROME, TWITTERBOT] {
+    for ua in [CHROME, FIREFOX, CHROME, TWITTERBOT, IPHONE] {
         app.req(Method::GET, &format!("/{code}"))
             .header("user-agent", ua)
             .header("referer", "https://news.example.org/x")
@@ -1106,24 +1310,55 @@ async fn analytics_appear_within_seconds_with_bots_apart() {
             .await;
         assert_eq!(s, StatusCode::OK);
         summary = body;
-        if summary["total_clicks"] == 3 && summary["bot_clicks"] == 1 {
+        if summary["total_clicks"] == 4 && summary["bot_clicks"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(summary["total_clicks"], 3, "{summary}");
+    assert_eq!(summary["total_clicks"], 4, "{summary}");
     assert_eq!(summary["bot_clicks"], 1);
-    assert_eq!(summary["unique_visitors"], 2, "same address, two browsers");
+    assert_eq!(
+        summary["unique_visitors"], 3,
+        "same address, three browsers"
+    );
+    // Families, not versions or models: the iPhone runs iOS.
+    let values = |name: &str| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = summary[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["value"].as_str().unwrap().to_string(),
+                    e["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        values("operating_systems"),
+        [
+            ("Linux".into(), 1),
+            ("Windows".into(), 2),
+            ("iOS".into(), 1)
+        ]
+    );
+    assert_eq!(
+        values("devices"),
+        [("desktop".into(), 3), ("mobile".into(), 1)]
+    );
     let days = summary["clicks_by_day"].as_array().unwrap();
     assert_eq!(days.len(), 30);
     assert_eq!(
         days[29]["date"],
         chrono::Utc::now().date_naive().to_string()
     );
-    assert_eq!(days[29]["clicks"], 3);
+    assert_eq!(days[29]["clicks"], 4);
     assert_eq!(
         summary["top_referrers"][0],
-        json!({"value": "news.example.org", "count": 3})
+        json!({"value": "news.example.org", "count": 4})
     );
     assert_eq!(
         summary["browsers"][0],
@@ -1154,7 +1389,7 @@ async fn analytics_appear_within_seconds_with_bots_apart() {
             Some(&token),
         )
         .await;
-    assert_eq!(fresh["click_count"], 3, "click_count counts humans");
+    assert_eq!(fresh["click_count"], 4, "click_count counts humans");
     app.server.stop().await.unwrap();
 }
 
@@ -1348,13 +1583,20 @@ async fn request_ids_health_and_metrics() {
     assert_eq!(echoed.headers()["x-request-id"], "abc-123");
     let (s, health) = decode(echoed).await;
     assert_eq!((s, health["status"].as_str()), (StatusCode::OK, Some("ok")));
-    for component in ["store", "rate_limiter", "id_allocator", "bus"] {
+    // Every configuration names these, the in-memory one included.
+    for component in ["store", "cache", "bus", "rate_limiter", "id_allocator"] {
         assert_eq!(
             health["components"][component]["status"], "ok",
             "{component}"
         );
     }
-    for path in ["/missing-code", "/api/v1/urls", "/openapi.json"] {
+    for path in [
+        "/missing-code",
+        "/api/v1/urls",
+        "/openapi.json",
+        "/robots.txt",
+        "/a/b/c",
+    ] {
         let resp = app.req(Method::GET, path).send().await.unwrap();
         assert_eq!(
             resp.headers()["x-request-id"].len(),

@@ -23,12 +23,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use hoplink::model::{
-    ApiKey, ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, Link, LinkPatch,
-    LinkQuery, Page, RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, User,
-    UserRecord, ValueCount,
+use hoplink::records::{
+    ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
+    RefreshTokenRecord, RollupWindow, RotateOutcome, UserRecord,
 };
 use hoplink::{AnalyticsStore, Error, IdAllocator, LinkStore, RedirectType, Result, UserStore};
+use hoplink::{ApiKey, Link, LinkPatch, Page, User, ValueCount};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use std::ops::Range;
@@ -292,7 +292,7 @@ impl LinkStore for PgStore {
         let more = items.len() as i64 > limit;
         items.truncate(limit as usize);
         let next_cursor = if more {
-            items.last().map(hoplink::model::Cursor::after)
+            items.last().map(hoplink::Cursor::after)
         } else {
             None
         };

@@ -217,7 +217,7 @@ async fn unreachable_database_is_a_clear_retryable_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_replays_of_one_batch_count_each_click_once() {
-    use hoplink::model::ClassifiedClick;
+    use hoplink::records::ClassifiedClick;
     use hoplink::{AnalyticsStore, LinkStore};
     let Some(url) = database_url() else { return };
     let schema = fresh_schema();

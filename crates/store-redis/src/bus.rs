@@ -1,6 +1,6 @@
 use crate::{BACKEND, Redis, map_err};
 use async_trait::async_trait;
-use hoplink::model::ClickEvent;
+use hoplink::records::ClickEvent;
 use hoplink::{Error, EventBus, EventConsumer, Result};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{

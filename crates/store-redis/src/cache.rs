@@ -1,7 +1,7 @@
 use crate::{BACKEND, Redis, map_err};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use hoplink::model::{CacheEntry, RedirectTarget};
+use hoplink::records::{CacheEntry, RedirectTarget};
 use hoplink::{Cache, Error, Invalidation, InvalidationListener, Listeners, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};

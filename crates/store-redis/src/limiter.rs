@@ -117,7 +117,7 @@ impl RedisRateLimiter {
     }
 
     /// Reconciles the local flood-guard windows with Redis now (the background task does
-    /// this every [`SYNC_INTERVAL`]).
+    /// this every 100 ms).
     pub async fn sync(&self) -> Result<()> {
         self.inner.sync().await
     }

@@ -2,7 +2,7 @@
 //! Every test uses its own key prefix, so runs never collide. Without `TEST_REDIS_URL`
 //! the tests print a notice and pass, unless `CI` is set: then a missing Redis fails.
 
-use hoplink::model::ClickEvent;
+use hoplink::records::ClickEvent;
 use hoplink::testing::sample_event;
 use hoplink::{EventBus, LinkPatch, NewLink, Principal, Quota, RateLimiter, Shortener, Visit};
 use hoplink_redis::{FailurePolicy, Redis, RedisOptions, StreamOptions};
@@ -73,7 +73,7 @@ async fn two_instances_on_one_redis_never_serve_a_stale_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_links_outlive_their_ttl_and_an_edit_fences_off_stale_fills() {
     use hoplink::Cache;
-    use hoplink::model::{CacheEntry, RedirectTarget};
+    use hoplink::records::{CacheEntry, RedirectTarget};
     let Some(url) = redis_url() else { return };
     let cache = connect(&url, &run_prefix()).await.cache();
     let entry = |location: &str| {

@@ -27,17 +27,22 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
     let base = server.url();
     let anonymous = Client::new_with_client(&base, http(HeaderMap::new()));
 
+    // The generated types check the document's rules (lengths, patterns) on the client.
     let credentials = types::RegisterBody {
-        email: "generated@example.com".into(),
-        full_name: Some("Generated Client".into()),
-        password: "password123".into(),
+        email: "generated@example.com".parse().unwrap(),
+        full_name: Some("Generated Client".parse().unwrap()),
+        password: "password123".parse().unwrap(),
     };
+    assert!(
+        "no-at-sign".parse::<types::RegisterBodyEmail>().is_err(),
+        "the client refuses what the server would"
+    );
     let user = anonymous.register(&credentials).await.unwrap().into_inner();
     assert_eq!(user.email, "generated@example.com");
     let tokens = anonymous
         .login(&types::LoginBody {
-            email: credentials.email.clone(),
-            password: credentials.password.clone(),
+            email: "generated@example.com".parse().unwrap(),
+            password: "password123".parse().unwrap(),
         })
         .await
         .unwrap()
@@ -50,13 +55,13 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
     let me = Client::new_with_client(&base, http(headers));
     let link = me
         .create_link(&types::NewLinkBody {
-            original_url: "https://example.com/generated".into(),
+            original_url: "https://example.com/generated".parse().unwrap(),
             custom_alias: None,
             expires_at: None,
             max_clicks: None,
             redirect_type: None,
-            tags: vec!["generated".into()],
-            title: Some("From a generated client".into()),
+            tags: Some(vec!["generated".parse().unwrap()]),
+            title: Some("From a generated client".parse().unwrap()),
         })
         .await
         .unwrap()
@@ -66,7 +71,10 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
     for _ in 0..5 {
         // Generated clients treat 3xx as an unexpected (non-2xx) response: it carries the
         // status and headers.
-        match anonymous.redirect_get(&link.short_code).await {
+        match anonymous
+            .redirect_get(&link.short_code.parse().unwrap())
+            .await
+        {
             Err(Error::UnexpectedResponse(response)) => {
                 assert_eq!(response.status(), 302);
                 assert_eq!(
@@ -78,7 +86,10 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
             Err(e) => panic!("expected a 302, got {e}"),
         }
     }
-    match anonymous.redirect_get("no-such-code").await {
+    match anonymous
+        .redirect_get(&"no-such-code".parse().unwrap())
+        .await
+    {
         Err(Error::ErrorResponse(problem)) => assert_eq!(problem.status(), 404),
         Err(Error::UnexpectedResponse(response)) => assert_eq!(response.status(), 404),
         Ok(r) => panic!("expected a 404, got {}", r.status()),
@@ -88,7 +99,10 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let summary = loop {
         let summary = me
-            .analytics_summary(&link.short_code, Some(1))
+            .analytics_summary(
+                &link.short_code.parse().unwrap(),
+                Some(std::num::NonZeroU64::MIN),
+            )
             .await
             .unwrap()
             .into_inner();

@@ -1,7 +1,7 @@
 use super::lock;
 use crate::bus::{EventBus, EventConsumer};
 use crate::error::{Error, Result};
-use crate::model::ClickEvent;
+use crate::records::ClickEvent;
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 use super::lock;
 use crate::cache::{Cache, Invalidation, InvalidationListener, Listeners};
 use crate::error::Result;
-use crate::model::CacheEntry;
+use crate::records::CacheEntry;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,9 +1,9 @@
 use super::{read, write};
 use crate::error::{Error, Result};
-use crate::model::{
-    ApiKey, ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, Link, LinkPatch,
-    LinkQuery, Page, RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, User,
-    UserRecord, ValueCount,
+use crate::model::{ApiKey, Link, LinkPatch, Page, User, ValueCount};
+use crate::records::{
+    ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
+    RefreshTokenRecord, RollupWindow, RotateOutcome, UserRecord,
 };
 use crate::store::{AnalyticsStore, LinkStore, UserStore};
 use async_trait::async_trait;
@@ -531,7 +531,7 @@ impl UserStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ClassifiedClick;
+    use crate::records::ClassifiedClick;
 
     fn click(link_id: Uuid) -> ClassifiedClick {
         ClassifiedClick {

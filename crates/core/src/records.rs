@@ -1,0 +1,259 @@
+//! What backends store and exchange: stored records with their secrets' hashes, cache
+//! entries, listing queries, click events on the bus and classified clicks. Embedders
+//! who only use [`Shortener`](crate::Shortener) never see these.
+
+use crate::model::{ApiKey, Cursor, Link, RedirectType, User, ValueCount};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The part of a link a redirect needs; this is what the caches hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectTarget {
+    /// The link's id (clicks are recorded against it).
+    pub link_id: Uuid,
+    /// The link's code.
+    pub short_code: Arc<str>,
+    /// The `Location` to answer with.
+    pub location: Arc<str>,
+    /// The status to answer with.
+    pub redirect_type: RedirectType,
+    /// After this instant: 410.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Links with a budget are checked against the store on every click.
+    pub max_clicks: Option<u64>,
+    /// When false: 410.
+    pub is_active: bool,
+}
+
+impl RedirectTarget {
+    /// What a redirect needs of `link`, for the caches.
+    pub fn of(link: &Link) -> Self {
+        RedirectTarget {
+            link_id: link.id,
+            short_code: Arc::from(link.short_code.as_str()),
+            location: Arc::from(link.original_url.as_str()),
+            redirect_type: link.redirect_type,
+            expires_at: link.expires_at,
+            max_clicks: link.max_clicks,
+            is_active: link.is_active,
+        }
+    }
+}
+
+/// A cache entry: a link, or the knowledge that a code does not exist (negative caching).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheEntry {
+    /// The code exists.
+    Found(Arc<RedirectTarget>),
+    /// The code does not exist (cached briefly).
+    Missing,
+}
+
+/// A listing request: one owner's links, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkQuery {
+    /// Whose links.
+    pub owner_id: Uuid,
+    /// Page size, 1–100.
+    pub limit: u32,
+    /// Continue after this position.
+    pub cursor: Option<Cursor>,
+    /// Only links carrying this tag (exact match).
+    pub tag: Option<String>,
+    /// Only links whose URL, title or code contains this text (case-insensitive).
+    pub text: Option<String>,
+}
+
+/// Whether a click fit in a link's `max_clicks` budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickBudget {
+    /// Counted; the redirect may proceed.
+    Counted,
+    /// The budget was already used up; nothing counted.
+    Exhausted,
+    /// The link does not exist (deleted meanwhile).
+    Missing,
+}
+
+/// A user with their password hash, as stores keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The user.
+    pub user: User,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A refresh token as stored: only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// Identifier.
+    pub id: Uuid,
+    /// Whose.
+    pub user_id: Uuid,
+    /// The login it belongs to; every rotation stays in the family.
+    pub family_id: Uuid,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// When issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token for rotation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The token was live: it is now dead and its successor stored.
+    Rotated {
+        /// Whose token.
+        user_id: Uuid,
+    },
+    /// The token had already been used or revoked: the whole family is now revoked.
+    Reused,
+    /// Unknown, expired, or its family was revoked.
+    Invalid,
+}
+
+/// An API key as stored: the listing plus the hash of the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key.
+    pub key: ApiKey,
+    /// SHA-256 of the secret, hex.
+    pub key_hash: String,
+}
+
+/// A click as it travels on the event bus. Raw IP addresses never leave the process:
+/// only a salted, daily-rotating visitor hash does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickEvent {
+    /// Unique id (UUIDv7), the de-duplication key.
+    pub id: Uuid,
+    /// The link clicked.
+    pub link_id: Uuid,
+    /// Its code (partition key on buses).
+    pub short_code: String,
+    /// When the redirect happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Salted hash of client address and user agent, rotated daily; empty when unknown.
+    pub visitor: String,
+    /// `User-Agent`, classified by the worker.
+    pub user_agent: Option<String>,
+    /// `Referer`.
+    pub referrer: Option<String>,
+    /// Country code, when a trusted proxy gave one.
+    pub country: Option<String>,
+    /// True when the redirect already counted it against `max_clicks`
+    /// (so the worker must not add it to `click_count` again).
+    pub counted_at_redirect: bool,
+}
+
+/// A click after classification, as analytics stores record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassifiedClick {
+    /// De-duplication key.
+    pub event_id: Uuid,
+    /// The link clicked.
+    pub link_id: Uuid,
+    /// UTC day of the click.
+    pub day: NaiveDate,
+    /// Daily visitor hash (for unique visitors).
+    pub visitor: String,
+    /// Known bot or link-preview crawler.
+    pub is_bot: bool,
+    /// Referrer host, or `direct`.
+    pub referrer: String,
+    /// Browser family.
+    pub browser: String,
+    /// Operating system family.
+    pub os: String,
+    /// `desktop`, `mobile`, `tablet`, `bot` or `unknown`.
+    pub device: String,
+    /// Two-letter country or `unknown`.
+    pub country: String,
+    /// Already counted in `click_count` at redirect time.
+    pub counted_at_redirect: bool,
+}
+
+/// What a batch write of clicks did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// Events stored for the first time.
+    pub recorded: u64,
+    /// Events already stored before (replays), ignored.
+    pub duplicates: u64,
+}
+
+/// One day of a link's rollup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DailyRollup {
+    /// The UTC day.
+    pub date: NaiveDate,
+    /// Human clicks.
+    pub clicks: u64,
+    /// Bot clicks.
+    pub bot_clicks: u64,
+    /// Distinct human visitors that day.
+    pub unique_visitors: u64,
+}
+
+/// A dimension of the breakdowns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    /// Referrer host.
+    Referrer,
+    /// Browser family.
+    Browser,
+    /// Operating system.
+    Os,
+    /// Device class.
+    Device,
+    /// Country.
+    Country,
+}
+
+impl Dimension {
+    /// Every dimension.
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Referrer,
+        Dimension::Browser,
+        Dimension::Os,
+        Dimension::Device,
+        Dimension::Country,
+    ];
+
+    /// Stable name, used by stores as a column or key value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Referrer => "referrer",
+            Dimension::Browser => "browser",
+            Dimension::Os => "os",
+            Dimension::Device => "device",
+            Dimension::Country => "country",
+        }
+    }
+
+    /// The classified click's value for this dimension.
+    pub fn of(self, click: &ClassifiedClick) -> &str {
+        match self {
+            Dimension::Referrer => &click.referrer,
+            Dimension::Browser => &click.browser,
+            Dimension::Os => &click.os,
+            Dimension::Device => &click.device,
+            Dimension::Country => &click.country,
+        }
+    }
+}
+
+/// What an analytics store returns for a window: non-empty days and per-dimension totals
+/// over human clicks. The service fills in zero days and ranks the breakdowns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupWindow {
+    /// Days with any click, in any order.
+    pub days: Vec<DailyRollup>,
+    /// For each dimension, every value with its human-click count, in any order.
+    pub breakdowns: Vec<(Dimension, Vec<ValueCount>)>,
+}
