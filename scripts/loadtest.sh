@@ -5,7 +5,11 @@
 # (the framework alone) runs too, and each server's CPU time per request (user and
 # kernel) is printed, so the ratio can be split into framework and hoplink's own work.
 #
+# With BEFORE=path/to/an/earlier/hoplink, that build runs in every round too (the same
+# links, the same settings), so a change is measured against its predecessor side by side.
+#
 #   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=5 by default
+#   BEFORE=/tmp/hoplink-main scripts/loadtest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -15,6 +19,8 @@ ROUNDS=${ROUNDS:-5}
 HOPLINK_PORT=${HOPLINK_PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
 POEM_PORT=${POEM_PORT:-18182}
+BEFORE_PORT=${BEFORE_PORT:-18183}
+BEFORE=${BEFORE:-}
 LINKS=10000
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -24,7 +30,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 echo "loadtest: building release binaries"
-cargo build --release -q -p hoplink-server --bins
+cargo build --release -q -p hoplink-server -p hoplink-benches --bins
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()
@@ -34,7 +40,7 @@ trap cleanup EXIT
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
 
 # The flood guard stays on (so its cost is measured) with a limit one client can't reach.
-RUST_LOG=warn BIND=127.0.0.1:$HOPLINK_PORT RATE_LIMIT_ANON=off RATE_LIMIT_REDIRECT=1000000000/60 \
+RUST_LOG=warn BIND=127.0.0.1:$HOPLINK_PORT RATE_LIMIT_ANON=off RATE_LIMIT_AUTH=off RATE_LIMIT_REDIRECT=1000000000/60 \
   "$bin/hoplink" >"$work/hoplink.log" 2>&1 &
 pids+=($!)
 wait_port "$HOPLINK_PORT"
@@ -48,7 +54,15 @@ pids+=($!)
 pids+=($!)
 wait_port "$BASELINE_PORT"
 wait_port "$POEM_PORT"
-pid_on() { case "$1" in "$HOPLINK_PORT") echo "${pids[0]}" ;; "$BASELINE_PORT") echo "${pids[1]}" ;; *) echo "${pids[2]}" ;; esac; }
+if [ -n "$BEFORE" ]; then
+  # The earlier build gets the same links: the codes file through its own bulk API.
+  RUST_LOG=warn BIND=127.0.0.1:$BEFORE_PORT RATE_LIMIT_ANON=off RATE_LIMIT_AUTH=off RATE_LIMIT_REDIRECT=1000000000/60 \
+    "$BEFORE" >"$work/before.log" 2>&1 &
+  pids+=($!)
+  wait_port "$BEFORE_PORT"
+  python3 scripts/create-links.py "$BEFORE_PORT" "$work/codes.txt" "$work/before-codes.txt" "$work/before-token.txt" | sed 's/^/loadtest: before: /'
+fi
+pid_on() { case "$1" in "$HOPLINK_PORT") echo "${pids[0]}" ;; "$BASELINE_PORT") echo "${pids[1]}" ;; "$POEM_PORT") echo "${pids[2]}" ;; *) echo "${pids[3]}" ;; esac; }
 
 cat >"$work/codes.lua" <<LUA
 local codes = {}
@@ -75,22 +89,26 @@ echo "loadtest: warming up"
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$HOPLINK_PORT" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$BASELINE_PORT" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$POEM_PORT" >/dev/null
+[ -n "$BEFORE" ] && wrk -t1 -c8 -d2s -s "$work/codes.lua" "http://127.0.0.1:$BEFORE_PORT" >/dev/null
 # The servers share the machine with wrk, and its speed drifts: rounds alternate
 # between them.
-hop_all=(); base_all=(); poem_all=()
+hop_all=(); base_all=(); poem_all=(); before_all=()
 for round in $(seq "$ROUNDS"); do
   hop=$(run "$HOPLINK_PORT"); echo "  round $round hoplink:     $hop"; hop_all+=("$hop")
   base=$(run "$BASELINE_PORT"); echo "  round $round bare hyper:  $base"; base_all+=("$base")
   poem=$(run "$POEM_PORT"); echo "  round $round bare poem:   $poem"; poem_all+=("$poem")
+  if [ -n "$BEFORE" ]; then
+    before=$(run "$BEFORE_PORT"); echo "  round $round before:      $before"; before_all+=("$before")
+  fi
 done
-python3 - "$ROUNDS" "$ticks" "${hop_all[@]}" "${base_all[@]}" "${poem_all[@]}" <<'PY'
+python3 - "$ROUNDS" "$ticks" "${hop_all[@]}" "${base_all[@]}" "${poem_all[@]}" "${before_all[@]}" <<'PY'
 import re, statistics, sys
 rounds, ticks = int(sys.argv[1]), int(sys.argv[2]); lines = sys.argv[3:]
 parse = lambda l: {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", l)}
-runs = [[parse(l) for l in lines[i * rounds:(i + 1) * rounds]] for i in range(3)]
+runs = [[parse(l) for l in lines[i * rounds:(i + 1) * rounds]] for i in range(len(lines) // rounds)]
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 cpu = lambda rs, k: statistics.median(r[k] / ticks / r["requests"] * 1e6 for r in rs)
-for name, rs in zip(["hoplink", "bare hyper", "bare poem"], runs):
+for name, rs in zip(["hoplink", "bare hyper", "bare poem", "before"], runs):
     print(f"loadtest: median of {rounds} rounds: {name} {med(rs, 'rps'):.0f} redirects/s (p50 {med(rs, 'p50_us'):.0f} us, p99 {med(rs, 'p99_us'):.0f} us, errors {sum(r['errors'] + r['non2xx3xx'] for r in rs):.0f}); server CPU per request {cpu(rs, 'user_ticks'):.1f} us user + {cpu(rs, 'sys_ticks'):.1f} us kernel")
 # The machine's speed drifts over a run: each round's servers run back to back, so the
 # ratio is taken within each round, and its median reported.
@@ -98,4 +116,7 @@ ratio = lambda i: statistics.median(100 * a["rps"] / b["rps"] for a, b in zip(ru
 print(f"loadtest: bare poem reaches {ratio(2):.1f} % of bare hyper (median of the rounds' ratios)")
 rounds_text = ", ".join("%.0f %%" % (100 * a["rps"] / b["rps"]) for a, b in zip(runs[0], runs[1]))
 print(f"loadtest: hoplink reaches {ratio(0):.1f} % of bare hyper (median of the rounds' ratios: {rounds_text})")
+if len(runs) > 3:
+    before_text = ", ".join("%.0f %%" % (100 * a["rps"] / b["rps"]) for a, b in zip(runs[3], runs[1]))
+    print(f"loadtest: the earlier build reaches {ratio(3):.1f} % of bare hyper (rounds: {before_text})")
 PY
