@@ -45,6 +45,46 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// `successor` sealed under `old` (a refresh token and the one that replaced it): only
+/// whoever holds `old` can open it, so a store may keep it without holding a usable
+/// token. `old` is 256 random bits used once, so a keystream from HMAC-SHA256 under it is
+/// a one-time pad.
+pub fn seal_successor(old: &str, successor: &str) -> Vec<u8> {
+    successor
+        .bytes()
+        .zip(keystream(old, successor.len()))
+        .map(|(a, b)| a ^ b)
+        .collect()
+}
+
+/// Opens what [`seal_successor`] sealed under `old`; `None` when it is not a token.
+pub fn open_successor(old: &str, sealed: &[u8]) -> Option<String> {
+    let bytes: Vec<u8> = sealed
+        .iter()
+        .zip(keystream(old, sealed.len()))
+        .map(|(a, b)| a ^ b)
+        .collect();
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.starts_with(REFRESH_TOKEN_PREFIX))
+}
+
+fn keystream(key: &str, len: usize) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut stream = Vec::with_capacity(len + 32);
+    let mut block = 0u32;
+    while stream.len() < len {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+            .unwrap_or_else(|_| Hmac::<Sha256>::new_from_slice(b"hoplink").expect("any key"));
+        mac.update(b"hoplink sealed successor ");
+        mac.update(&block.to_be_bytes());
+        stream.extend_from_slice(&mac.finalize().into_bytes());
+        block += 1;
+    }
+    stream.truncate(len);
+    stream
+}
+
 /// Hashes a password with Argon2id (CPU-heavy: call from a blocking thread).
 pub fn hash_password(password: &str) -> Result<String> {
     let salt =
@@ -199,6 +239,21 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT","kid":"x"}"#)
         );
         assert!(verify_access_token(b"secret", &swapped, 150).is_err());
+    }
+
+    #[test]
+    fn successors_open_only_under_their_old_token() {
+        let old = new_secret(REFRESH_TOKEN_PREFIX);
+        let successor = new_secret(REFRESH_TOKEN_PREFIX);
+        let sealed = seal_successor(&old, &successor);
+        assert_ne!(
+            sealed,
+            successor.as_bytes(),
+            "sealed, not stored in the clear"
+        );
+        assert_eq!(open_successor(&old, &sealed), Some(successor.clone()));
+        let other = new_secret(REFRESH_TOKEN_PREFIX);
+        assert_eq!(open_successor(&other, &sealed), None);
     }
 
     #[test]

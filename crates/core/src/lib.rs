@@ -59,7 +59,7 @@ pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};
 pub use service::QrContent;
 pub use service::{
     ComponentHealth, DEFAULT_PAGE_SIZE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS,
-    MAX_PAGE_SIZE, Redirect, Shortener, ShortenerBuilder,
+    MAX_CLICKS, MAX_PAGE_SIZE, Redirect, Shortener, ShortenerBuilder,
 };
 pub use stats::StatsSnapshot;
 pub use store::{AnalyticsStore, LinkStore, UserStore};

@@ -63,13 +63,20 @@ pub struct RateLimitDecision {
 /// # Contract
 /// - `check` counts the request and decides, atomically per key: of `limit` + n concurrent
 ///   checks on a fresh key exactly `limit` are allowed. Refused requests are not counted.
+/// - `check_cost` counts `cost` requests at once (a bulk request of `cost` items): allowed
+///   only when all of them fit, and then all are counted; a refusal counts none. A cost
+///   above `limit` is always refused.
 /// - Keys are independent, and one key with different quotas is undefined (callers
 ///   prefix keys with their scope).
 /// - `remaining` counts down from `limit - 1`; a refusal carries `retry_after > 0`.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + Debug {
     /// Counts one request for `key` and decides.
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateLimitDecision>;
+    async fn check(&self, key: &str, quota: Quota) -> Result<RateLimitDecision> {
+        self.check_cost(key, quota, 1).await
+    }
+    /// Counts `cost` requests for `key` at once and decides.
+    async fn check_cost(&self, key: &str, quota: Quota, cost: u32) -> Result<RateLimitDecision>;
     /// The same decision without I/O and without allocating, when the limiter can make it
     /// locally (an in-process limiter always can; a shared one may answer from its local
     /// share); `None` sends the caller to [`RateLimiter::check`]. Counts the request when

@@ -103,6 +103,21 @@ pub struct RefreshTokenRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A refresh token's rotation, as the service asks a store for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation<'a> {
+    /// The successor to store.
+    pub new: &'a RefreshTokenRecord,
+    /// The successor's token sealed under the old token (only the old token opens it):
+    /// what presenting the old token again within `grace` gives back.
+    pub sealed_successor: &'a [u8],
+    /// The time of the rotation.
+    pub now: DateTime<Utc>,
+    /// How long after its rotation the old token still gets its successor back (two tabs
+    /// refreshing at once) instead of counting as reuse.
+    pub grace: chrono::Duration,
+}
+
 /// What presenting a refresh token for rotation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
@@ -111,7 +126,16 @@ pub enum RotateOutcome {
         /// Whose token.
         user_id: Uuid,
     },
-    /// The token had already been used or revoked: the whole family is now revoked.
+    /// The token was rotated within the grace period: nothing changes, and the successor
+    /// sealed then comes back.
+    Recent {
+        /// Whose token.
+        user_id: Uuid,
+        /// [`Rotation::sealed_successor`] of that rotation.
+        sealed_successor: Vec<u8>,
+    },
+    /// The token had already been used (before the grace period) or revoked: the whole
+    /// family is now revoked.
     Reused,
     /// Unknown, expired, or its family was revoked.
     Invalid,
@@ -140,9 +164,10 @@ pub struct ClickEvent {
     pub occurred_at: DateTime<Utc>,
     /// Salted hash of client address and user agent, rotated daily; empty when unknown.
     pub visitor: String,
-    /// `User-Agent`, classified by the worker.
+    /// `User-Agent` (at most 512 bytes), classified by the worker.
     pub user_agent: Option<String>,
-    /// `Referer`.
+    /// The host of the `Referer` (empty when it had none); events of earlier versions may
+    /// carry the whole URL.
     pub referrer: Option<String>,
     /// Country code, when a trusted proxy gave one.
     pub country: Option<String>,

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::model::{ApiKey, Link, LinkPatch, Page, User};
 use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, LinkQuery, RecordOutcome, RefreshTokenRecord,
-    RollupWindow, RotateOutcome, UserRecord,
+    RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,8 +18,13 @@ use uuid::Uuid;
 ///
 /// # Contract
 /// - `insert` fails with `Error::Conflict { code: "alias_taken" }` when the short code is
-///   taken, atomically: of many concurrent inserts of one code exactly one succeeds. Codes
-///   are compared exactly (case-sensitive).
+///   taken without regard to ASCII case, atomically: of many concurrent inserts of one
+///   code exactly one succeeds. A code stays taken after its link is deleted, for good: a
+///   short URL printed somewhere never leads elsewhere, and no two codes differ only by
+///   case (a look-alike).
+/// - `get_by_code` matches the code exactly (case-sensitive), and only live links.
+/// - Lookups and listings never fail on text no code, tag or title can hold (a NUL
+///   character): they find nothing.
 /// - `update` applies [`LinkPatch::apply`] and returns the new link; `delete` returns the
 ///   deleted link. Both return `None` for an unknown id, and neither touches `click_count`.
 /// - `list` returns the owner's links ordered by `(created_at, id)` descending, starting
@@ -41,7 +46,7 @@ pub trait LinkStore: Send + Sync + Debug {
     /// Changes a link.
     async fn update(&self, id: Uuid, patch: &LinkPatch, now: DateTime<Utc>)
     -> Result<Option<Link>>;
-    /// Deletes a link; its code becomes free again.
+    /// Deletes a link; its code stays taken.
     async fn delete(&self, id: Uuid) -> Result<Option<Link>>;
     /// Counts one click against the link's budget, exactly.
     async fn consume_click(&self, id: Uuid) -> Result<ClickBudget>;
@@ -57,9 +62,13 @@ pub trait LinkStore: Send + Sync + Debug {
 /// - `create_user` fails with `Error::Conflict { code: "email_taken" }` when another user
 ///   has the same email without regard to ASCII case; atomically.
 /// - `rotate_refresh_token`: when `old_hash` is live (not used, not revoked, not expired,
-///   family not revoked) it is marked used and `new` stored, atomically (`Rotated`); when it
-///   was already used or revoked, every token of its family is revoked (`Reused`); otherwise
-///   `Invalid`. Of concurrent rotations of one token exactly one is `Rotated`.
+///   family not revoked) it is marked used at `now` with the sealed successor, and `new`
+///   stored, atomically (`Rotated`); when it was used within `grace` before `now`, nothing
+///   changes and the sealed successor comes back (`Recent`); when it was used earlier, every
+///   token of its family is revoked (`Reused`); otherwise `Invalid`. Of concurrent
+///   rotations of one token exactly one is `Rotated`, the others `Recent`.
+/// - Lookups never fail on text no user can have (an email with a NUL character): they
+///   find nothing.
 /// - `revoke_family` makes every token of the family dead; `family_active` is false after.
 /// - API keys: `api_key_by_hash` finds only keys not revoked; `revoke_api_key` only revokes
 ///   the owner's key and answers whether it did.
@@ -77,8 +86,7 @@ pub trait UserStore: Send + Sync + Debug {
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
-        new: &RefreshTokenRecord,
-        now: DateTime<Utc>,
+        rotation: &Rotation<'_>,
     ) -> Result<RotateOutcome>;
     /// A token by its hash, live or dead.
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;

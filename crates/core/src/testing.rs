@@ -14,7 +14,7 @@ use crate::limiter::{Quota, RateLimiter};
 use crate::model::{ApiKey, Cursor, Link, LinkPatch, RedirectType, User};
 use crate::records::{
     ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Dimension, LinkQuery,
-    RefreshTokenRecord, RotateOutcome, UserRecord,
+    RefreshTokenRecord, RotateOutcome, Rotation, UserRecord,
 };
 use crate::store::{AnalyticsStore, LinkStore, UserStore};
 use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
@@ -85,17 +85,34 @@ async fn link_round_trip(store: &dyn LinkStore) {
             .await
             .unwrap(),
         None,
-        "codes are case-sensitive"
+        "codes resolve exactly (case-sensitive)"
     );
-    let mut twin = sample_link(None);
-    twin.short_code = link.short_code.clone();
-    match store.insert(&twin).await {
-        Err(Error::Conflict {
-            code: "alias_taken",
-            ..
-        }) => {}
-        other => panic!("inserting a taken code must be Conflict(alias_taken), got {other:?}"),
+    for taken in [link.short_code.clone(), link.short_code.to_uppercase()] {
+        let mut twin = sample_link(None);
+        twin.short_code = taken.clone();
+        match store.insert(&twin).await {
+            Err(Error::Conflict {
+                code: "alias_taken",
+                ..
+            }) => {}
+            other => panic!(
+                "inserting {taken:?} (taken without regard to case) must be Conflict(alias_taken), got {other:?}"
+            ),
+        }
     }
+    // Text no code, tag or title can hold finds nothing, and never fails.
+    assert_eq!(store.get_by_code("a\0b").await.unwrap(), None, "NUL code");
+    let none = store
+        .list(&LinkQuery {
+            owner_id: link.owner_id.unwrap_or_default(),
+            limit: 10,
+            cursor: None,
+            tag: Some("a\0".into()),
+            text: Some("\0".into()),
+        })
+        .await
+        .expect("a listing with NUL text finds nothing, without an error");
+    assert!(none.items.is_empty());
 }
 
 async fn link_alias_race(store: Arc<dyn LinkStore>) {
@@ -181,12 +198,20 @@ async fn link_update_and_delete(store: &dyn LinkStore) {
         None,
         "second delete finds nothing"
     );
-    let mut reuse = sample_link(None);
-    reuse.short_code = link.short_code.clone();
-    store
-        .insert(&reuse)
-        .await
-        .expect("a deleted code can be taken again");
+    for code in [link.short_code.clone(), link.short_code.to_uppercase()] {
+        let mut reuse = sample_link(None);
+        reuse.short_code = code.clone();
+        assert!(
+            matches!(
+                store.insert(&reuse).await,
+                Err(Error::Conflict {
+                    code: "alias_taken",
+                    ..
+                })
+            ),
+            "a deleted code ({code}) stays taken for good"
+        );
+    }
 }
 
 async fn link_listing(store: &dyn LinkStore) {
@@ -401,8 +426,19 @@ pub async fn user_store(store: Arc<dyn UserStore>) {
     api_keys(&*store, record.user.id).await;
 }
 
+/// A rotation to `new` at `now`, with a 10-second grace period and a successor sealed
+/// as the bytes of `new`'s hash (stores keep it opaque).
+fn rotation(new: &RefreshTokenRecord, now: chrono::DateTime<Utc>) -> Rotation<'_> {
+    Rotation {
+        new,
+        sealed_successor: new.token_hash.as_bytes(),
+        now,
+        grace: ChronoDuration::seconds(10),
+    }
+}
+
 async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
-    let now = Utc::now();
+    let now = stored_precision(Utc::now());
     let family = Uuid::now_v7();
     let first = refresh_record(user_id, family, ChronoDuration::days(1));
     store.insert_refresh_token(&first).await.unwrap();
@@ -415,7 +451,7 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     let second = refresh_record(user_id, family, ChronoDuration::days(1));
     assert_eq!(
         store
-            .rotate_refresh_token(&first.token_hash, &second, now)
+            .rotate_refresh_token(&first.token_hash, &rotation(&second, now))
             .await
             .unwrap(),
         RotateOutcome::Rotated { user_id },
@@ -424,11 +460,37 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     let third = refresh_record(user_id, family, ChronoDuration::days(1));
     assert_eq!(
         store
-            .rotate_refresh_token(&first.token_hash, &third, now)
+            .rotate_refresh_token(
+                &first.token_hash,
+                &rotation(&third, now + ChronoDuration::seconds(3))
+            )
+            .await
+            .unwrap(),
+        RotateOutcome::Recent {
+            user_id,
+            sealed_successor: second.token_hash.as_bytes().to_vec()
+        },
+        "within the grace period the same successor comes back"
+    );
+    assert!(
+        store.family_active(family).await.unwrap(),
+        "a repeat within the grace period revokes nothing"
+    );
+    assert_eq!(
+        store.refresh_token(&third.token_hash).await.unwrap(),
+        None,
+        "nor stores another successor"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &first.token_hash,
+                &rotation(&third, now + ChronoDuration::seconds(11))
+            )
             .await
             .unwrap(),
         RotateOutcome::Reused,
-        "a used token is reuse"
+        "a used token presented after the grace period is reuse"
     );
     assert!(
         !store.family_active(family).await.unwrap(),
@@ -436,7 +498,7 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     );
     assert_eq!(
         store
-            .rotate_refresh_token(&second.token_hash, &third, now)
+            .rotate_refresh_token(&second.token_hash, &rotation(&third, now))
             .await
             .unwrap(),
         RotateOutcome::Invalid,
@@ -444,7 +506,7 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     );
     assert_eq!(
         store
-            .rotate_refresh_token(&unique("unknown"), &third, now)
+            .rotate_refresh_token(&unique("unknown"), &rotation(&third, now))
             .await
             .unwrap(),
         RotateOutcome::Invalid
@@ -452,13 +514,10 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
 
     let expired = refresh_record(user_id, Uuid::now_v7(), ChronoDuration::seconds(-1));
     store.insert_refresh_token(&expired).await.unwrap();
+    let next = refresh_record(user_id, expired.family_id, ChronoDuration::days(1));
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &expired.token_hash,
-                &refresh_record(user_id, expired.family_id, ChronoDuration::days(1)),
-                now
-            )
+            .rotate_refresh_token(&expired.token_hash, &rotation(&next, now))
             .await
             .unwrap(),
         RotateOutcome::Invalid,
@@ -475,21 +534,24 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
             tokio::spawn(async move {
                 let next = refresh_record(user_id, family, ChronoDuration::days(1));
                 store
-                    .rotate_refresh_token(&old, &next, Utc::now())
+                    .rotate_refresh_token(&old, &rotation(&next, stored_precision(Utc::now())))
                     .await
                     .unwrap()
             })
         })
         .collect();
-    let mut rotated = 0;
+    let (mut rotated, mut recent) = (0, 0);
     for t in tasks {
-        if matches!(t.await.unwrap(), RotateOutcome::Rotated { .. }) {
-            rotated += 1;
+        match t.await.unwrap() {
+            RotateOutcome::Rotated { .. } => rotated += 1,
+            RotateOutcome::Recent { .. } => recent += 1,
+            other => panic!("a concurrent rotation answered {other:?}"),
         }
     }
     assert_eq!(
-        rotated, 1,
-        "exactly one of 16 concurrent rotations of one token succeeds"
+        (rotated, recent),
+        (1, 15),
+        "exactly one of 16 concurrent rotations of one token rotates; the others get its successor"
     );
 
     let family = Uuid::now_v7();
@@ -497,17 +559,19 @@ async fn refresh_tokens(store: Arc<dyn UserStore>, user_id: Uuid) {
     store.insert_refresh_token(&token).await.unwrap();
     store.revoke_family(family).await.unwrap();
     assert!(!store.family_active(family).await.unwrap());
+    let next = refresh_record(user_id, family, ChronoDuration::days(1));
     assert_eq!(
         store
-            .rotate_refresh_token(
-                &token.token_hash,
-                &refresh_record(user_id, family, ChronoDuration::days(1)),
-                now
-            )
+            .rotate_refresh_token(&token.token_hash, &rotation(&next, now))
             .await
             .unwrap(),
         RotateOutcome::Invalid,
         "a revoked family does not rotate"
+    );
+    assert_eq!(
+        store.user_by_email("nul\0@example.com").await.unwrap(),
+        None,
+        "an email with a NUL finds nobody, without an error"
     );
 }
 
@@ -892,6 +956,26 @@ pub async fn rate_limiter(limiter: Arc<dyn RateLimiter>) {
     assert!(
         limiter.check(&key, fast).await.unwrap().allowed,
         "the quota refills with time"
+    );
+
+    // A bulk request counts as many requests as it has items, all or none.
+    let key = unique("rl:");
+    let quota = Quota::new(10, Duration::from_secs(60)).unwrap();
+    let d = limiter.check_cost(&key, quota, 7).await.unwrap();
+    assert!(d.allowed, "7 of 10 fit");
+    assert_eq!(d.remaining, 3);
+    let refused = limiter.check_cost(&key, quota, 4).await.unwrap();
+    assert!(!refused.allowed, "4 more do not fit in the 3 left");
+    assert!(refused.retry_after.is_some());
+    let d = limiter.check_cost(&key, quota, 3).await.unwrap();
+    assert!(d.allowed && d.remaining == 0, "the refusal counted nothing");
+    assert!(
+        !limiter
+            .check_cost(&unique("rl:"), quota, 11)
+            .await
+            .unwrap()
+            .allowed,
+        "a cost above the limit never fits"
     );
 }
 

@@ -94,11 +94,13 @@ const BLOCKED_NAMES: &[&str] = &[
     "instance-data.ec2.internal",
 ];
 
-/// Suffixes that never resolve to public hosts.
+/// Suffixes that never resolve to public hosts (`.svc`: Kubernetes service names,
+/// `svc.cluster.local` included through `.local`).
 const BLOCKED_SUFFIXES: &[&str] = &[
     ".localhost",
     ".local",
     ".internal",
+    ".svc",
     ".localdomain",
     ".home.arpa",
     ".intranet",
@@ -170,6 +172,11 @@ fn check_ipv6(ip: Ipv6Addr) -> std::result::Result<(), String> {
     }
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
         return check_ipv4(embedded(s[6], s[7])).map_err(|e| format!("{e} (NAT64 {ip})"));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // 64:ff9b:1::/48 (RFC 8215) is local-use NAT64: only a network's own translator
+        // answers it, whatever IPv4 address it embeds.
+        return Err(format!("host {ip} is a local-use NAT64 address"));
     }
     if s[0] == 0x2002 {
         return check_ipv4(embedded(s[1], s[2])).map_err(|e| format!("{e} (6to4 {ip})"));
@@ -377,6 +384,14 @@ mod tests {
             "http://[fd00:ec2::254]/",
             "http://[fe80::1]/",
             "http://[64:ff9b::a00:1]/",
+            "http://[64:ff9b:1::169.254.169.254]/",
+            "http://[64:ff9b:1:ffff::1]/",
+            "http://[64:FF9B:0001:0000:0000:0000:A9FE:A9FE]/",
+            "http://redis.default.svc/",
+            "http://api.prod.svc.cluster.local/",
+            "http://db.internal/",
+            "http://printer.local/",
+            "http://app.localhost/",
             "http://[2002:c0a8:101::1]/",
             "http://intranet/",
             "https://sho.rt/abc",
@@ -458,6 +473,13 @@ mod tests {
         #[test]
         fn never_admits_blocked_ipv4_in_any_spelling(ip in blocked_ipv4(), style in 0u8..6, path in "[a-z/]{0,10}") {
             let url = format!("http://{}/{path}", spelled_ipv4(ip, style));
+            prop_assert!(refused(&url), "{} admitted", url);
+        }
+
+        #[test]
+        fn never_admits_local_use_nat64(tail in any::<[u16; 5]>()) {
+            let ip = Ipv6Addr::new(0x64, 0xff9b, 1, tail[0], tail[1], tail[2], tail[3], tail[4]);
+            let url = format!("http://[{ip}]/");
             prop_assert!(refused(&url), "{} admitted", url);
         }
 

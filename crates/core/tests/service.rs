@@ -848,7 +848,12 @@ async fn qr_codes() {
 
 #[tokio::test]
 async fn accounts_tokens_and_reuse_detection() {
-    let s = shortener();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let s = Shortener::builder()
+        .rate_limits(RateLimits::off())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let user = s
         .register("Ada@Example.com", "password123", Some("Ada"))
         .await
@@ -896,7 +901,13 @@ async fn accounts_tokens_and_reuse_detection() {
     let second = s.refresh(&pair.refresh_token).await.unwrap();
     assert_ne!(second.refresh_token, pair.refresh_token);
     assert!(s.authenticate_bearer(&second.access_token).await.is_ok());
-    // Presenting the dead token again: the whole login dies.
+    // A second tab presenting the same token a moment later gets the same successor.
+    clock.advance(Duration::from_secs(3));
+    let twin = s.refresh(&pair.refresh_token).await.unwrap();
+    assert_eq!(twin.refresh_token, second.refresh_token);
+    assert!(s.authenticate_bearer(&twin.access_token).await.is_ok());
+    // Presenting the dead token after the grace period: the whole login dies.
+    clock.advance(Duration::from_secs(10));
     assert!(matches!(
         s.refresh(&pair.refresh_token).await,
         Err(Error::Unauthorized { .. })
@@ -1030,4 +1041,126 @@ fn build_outside_a_runtime_is_an_error_not_a_panic() {
             Err(Error::Invalid { .. })
         ));
     });
+}
+
+#[tokio::test]
+async fn deleted_codes_stay_taken_and_codes_differ_by_more_than_case() {
+    let s = shortener();
+    let me = user(&s, "codes@example.com").await;
+    let alias = |a: &str| NewLink {
+        custom_alias: Some(a.into()),
+        ..NewLink::new("https://example.com/first")
+    };
+    let link = s.shorten(alias("CaseTest"), Some(&me)).await.unwrap();
+    let generated = s
+        .shorten(NewLink::new("https://example.com/g"), Some(&me))
+        .await
+        .unwrap();
+    for taken in ["CaseTest", "casetest", "CASETEST"] {
+        assert!(
+            matches!(
+                s.shorten(alias(taken), None).await,
+                Err(Error::Conflict {
+                    code: "alias_taken",
+                    ..
+                })
+            ),
+            "{taken}: look-alikes are one code"
+        );
+    }
+    assert!(
+        matches!(
+            s.resolve("casetest", &head()).await,
+            Err(Error::NotFound { .. })
+        ),
+        "redirects match the code exactly"
+    );
+    s.delete_link(&me, link.id).await.unwrap();
+    s.delete_link(&me, generated.id).await.unwrap();
+    for (code, what) in [
+        ("CaseTest", "a deleted alias"),
+        (generated.short_code.as_str(), "a deleted generated code"),
+    ] {
+        assert!(matches!(
+            s.resolve(code, &head()).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(
+            matches!(
+                s.shorten(alias(code), None).await,
+                Err(Error::Conflict {
+                    code: "alias_taken",
+                    ..
+                })
+            ),
+            "{what} is never given to anyone else"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_no_store_can_hold_is_refused_or_finds_nothing() {
+    let s = shortener();
+    let me = user(&s, "nul@example.com").await;
+    assert!(matches!(
+        s.login("\0", "x").await,
+        Err(Error::Unauthorized { .. })
+    ));
+    for options in [
+        ListOptions {
+            query: Some("\0".into()),
+            ..ListOptions::default()
+        },
+        ListOptions {
+            tag: Some("a\0".into()),
+            ..ListOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            s.list_links(&me, options).await,
+            Err(Error::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        s.resolve("a\0b", &head()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_click_keeps_little_of_what_the_visitor_sent() {
+    let s = shortener();
+    let me = user(&s, "bounded@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/b"), Some(&me))
+        .await
+        .unwrap();
+    let long_agent = format!("Mozilla/5.0 (X11; Linux x86_64) {}", "x".repeat(100_000));
+    for i in 0..30 {
+        let referrer = format!("https://site{i}.example.com/{}", "p".repeat(97 * 1024));
+        let visit = Visit {
+            client_ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some(&long_agent),
+            referrer: Some(&referrer),
+            country: None,
+            count: true,
+        };
+        s.resolve(&link.short_code, &visit).await.unwrap();
+    }
+    s.shutdown().await;
+    let summary = s.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    assert_eq!(summary.total_clicks, 30);
+    // Ten hosts, and the other twenty summed up.
+    assert_eq!(
+        summary.top_referrers.len(),
+        11,
+        "{:?}",
+        summary.top_referrers
+    );
+    let other = summary.top_referrers.last().unwrap();
+    assert_eq!((other.value.as_str(), other.count), ("other", 20));
+    assert!(
+        summary.top_referrers.iter().all(|r| r.value.len() < 40),
+        "hosts, never whole referrers"
+    );
 }

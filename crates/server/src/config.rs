@@ -180,6 +180,23 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Most open client connections (lowered to what the process may open, with room to
+    /// spare); past it new connections get 503 and are closed.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Most open connections from one client address (trusted proxies excepted); past it
+    /// new ones get 429 and are closed.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value = "1000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+    /// Seconds a connection may take to send a request's headers, from when it starts
+    /// waiting for them: silent new connections, slow senders and idle keep-alive
+    /// connections are closed after it.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10", value_parser = positive_u64)]
+    pub header_read_timeout: u64,
+    /// Seconds a refresh token, once exchanged, still gets the same successor back (two
+    /// tabs refreshing at once); past it, presenting it again revokes the login.
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value = "10")]
+    pub refresh_reuse_grace: u64,
     /// Comma-separated origins (`https://app.example.com`) whose browser scripts may call
     /// the API; `*` allows any. Empty: no cross-origin access.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -219,6 +236,10 @@ impl std::fmt::Debug for Config {
             .field("metrics_token", &redact(&self.metrics_token))
             .field("log_format", &self.log_format)
             .field("cors_origins", &self.cors_origins)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 //! headers, and the API layer ([`ApiGuard`]): body limit, authentication, rate limits.
 
 use crate::problem::{Problem, Refused, ceil_secs, problem_of, problem_response_of_poem_error};
-use crate::routes::Scope;
+use crate::routes::{Cost, Scope};
 use crate::serve::Matched;
 use crate::state::AppState;
 use hoplink::{LimitScope, RateLimitDecision};
@@ -194,16 +194,22 @@ impl<E: Endpoint> Endpoint for ApiGuard<E> {
                 None => (LimitScope::Anonymous, ip()),
             }),
         };
+        let cost = match route.cost {
+            Cost::One => 1,
+            Cost::PerItem => items_in(&body),
+        };
         let decision = match limited {
             None => None,
-            Some((scope, subject)) => match shortener.check_rate_limit(scope, &subject).await {
-                Ok(decision) => decision,
-                Err(e) => {
-                    // Fail open: a limiter outage must not take the API down with it.
-                    tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
-                    None
+            Some((scope, subject)) => {
+                match shortener.check_rate_limit_cost(scope, &subject, cost).await {
+                    Ok(decision) => decision,
+                    Err(e) => {
+                        // Fail open: a limiter outage must not take the API down with it.
+                        tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
+                        None
+                    }
                 }
-            },
+            }
         };
         if let Some(d) = &decision
             && !d.allowed
@@ -231,6 +237,18 @@ impl<E: Endpoint> Endpoint for ApiGuard<E> {
         }
         Ok(resp)
     }
+}
+
+/// How many `items` a bulk body has (at least 1: a body without them is refused later,
+/// and still counts as a request).
+fn items_in(body: &[u8]) -> u32 {
+    #[derive(serde::Deserialize)]
+    struct Items {
+        items: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Items>(body).map_or(1, |b| {
+        u32::try_from(b.items.len()).unwrap_or(u32::MAX).max(1)
+    })
 }
 
 /// Reads the whole body, refusing one past [`crate::MAX_BODY_BYTES`] with 413 (by its

@@ -13,7 +13,9 @@
 //! - [`spec`]: the OpenAPI document, completed from the table.
 
 pub mod api;
+mod compress;
 pub mod config;
+pub mod conn;
 mod cors;
 pub mod http;
 pub mod metrics;
@@ -177,6 +179,7 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
     builder = builder
         .base_url(config.base_url.clone())
         .reserved_aliases(routes::reserved_names())
+        .refresh_grace(Duration::from_secs(config.refresh_reuse_grace))
         .rate_limits(config.rate_limits())
         .analytics(AnalyticsConfig {
             batch_size: config.analytics_batch_size,
@@ -271,8 +274,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let state = Arc::new(AppState {
         shortener: shortener.clone(),
         config,
-        metrics: Metrics::with_backend_counters(counters),
+        metrics: Arc::new(Metrics::with_backend_counters(counters)),
         docs_html: docs_page(&document),
+        compressed_pages: Default::default(),
         spec: serde_json::from_str(&document).unwrap_or_default(),
         document,
     });

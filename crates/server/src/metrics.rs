@@ -50,6 +50,9 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
     rate_limited: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused_full: AtomicU64,
+    connections_refused_share: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -63,6 +66,9 @@ impl Default for Metrics {
             latency_count: AtomicU64::new(0),
             latency_sum_nanos: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_refused_full: AtomicU64::new(0),
+            connections_refused_share: AtomicU64::new(0),
         }
     }
 }
@@ -99,6 +105,25 @@ impl Metrics {
     /// Counts a request refused by a rate limit.
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an admitted connection.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a closed connection.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused connection.
+    pub fn connection_refused(&self, why: crate::conn::Refusal) {
+        match why {
+            crate::conn::Refusal::Full => &self.connections_refused_full,
+            crate::conn::Refusal::ClientShare => &self.connections_refused_share,
+        }
+        .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -212,6 +237,29 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hoplink_connections_open Open client connections.\n# TYPE hoplink_connections_open gauge\nhoplink_connections_open {}",
+            r(&self.connections_open)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hoplink_connections_refused_total Connections refused: every connection taken (server_full) or the address's share taken (client_share).\n# TYPE hoplink_connections_refused_total counter"
+        );
+        for (reason, counter) in [
+            (crate::conn::Refusal::Full, &self.connections_refused_full),
+            (
+                crate::conn::Refusal::ClientShare,
+                &self.connections_refused_share,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "hoplink_connections_refused_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                r(counter)
             );
         }
         let buffered = stats.clicks_buffered.saturating_sub(stats.clicks_published);

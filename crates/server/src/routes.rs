@@ -37,6 +37,15 @@ pub enum Scope {
     Login,
 }
 
+/// What one request of a route counts against its rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// One request.
+    One,
+    /// One per element of the body's `items` (a bulk request is as many requests).
+    PerItem,
+}
+
 /// One method of a route: what it may answer besides its success.
 #[derive(Debug, Clone)]
 pub struct Operation {
@@ -55,6 +64,8 @@ pub struct Route {
     pub operations: &'static [Operation],
     /// Rate limit.
     pub scope: Scope,
+    /// What a request counts against it.
+    pub cost: Cost,
     /// Whether presented credentials are checked (a stale token must not stop a login).
     pub credentials: bool,
     /// Who answers.
@@ -78,6 +89,7 @@ pub static ROUTES: &[Route] = &[
             op(Method::HEAD, &[404, 410, 429, 503]),
         ],
         scope: Scope::Redirect,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Redirect,
     },
@@ -88,6 +100,7 @@ pub static ROUTES: &[Route] = &[
             op(Method::POST, &[400, 401, 409, 413, 415, 422, 429, 503]),
         ],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -95,6 +108,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/urls/bulk",
         operations: &[op(Method::POST, &[400, 401, 413, 415, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::PerItem,
         credentials: true,
         handler: Handler::Api,
     },
@@ -106,6 +120,7 @@ pub static ROUTES: &[Route] = &[
             op(Method::DELETE, &[401, 404, 422, 429, 503]),
         ],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -113,6 +128,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/analytics/{short_code}/summary",
         operations: &[op(Method::GET, &[401, 404, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -120,6 +136,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/qr",
         operations: &[op(Method::POST, &[400, 401, 404, 413, 415, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -127,6 +144,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/qr/{short_code}",
         operations: &[op(Method::GET, &[401, 404, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -134,6 +152,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/auth/register",
         operations: &[op(Method::POST, &[400, 409, 413, 415, 422, 429, 503])],
         scope: Scope::Register,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Api,
     },
@@ -141,6 +160,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/auth/login",
         operations: &[op(Method::POST, &[400, 401, 413, 415, 422, 429, 503])],
         scope: Scope::Login,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Api,
     },
@@ -148,6 +168,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/auth/refresh",
         operations: &[op(Method::POST, &[400, 401, 413, 415, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Api,
     },
@@ -155,6 +176,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/auth/logout",
         operations: &[op(Method::POST, &[400, 401, 413, 415, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Api,
     },
@@ -162,6 +184,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/auth/me",
         operations: &[op(Method::GET, &[401, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -172,6 +195,7 @@ pub static ROUTES: &[Route] = &[
             op(Method::POST, &[400, 401, 413, 415, 422, 429, 503]),
         ],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -179,6 +203,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/api-keys/{id}",
         operations: &[op(Method::DELETE, &[401, 404, 422, 429, 503])],
         scope: Scope::Api,
+        cost: Cost::One,
         credentials: true,
         handler: Handler::Api,
     },
@@ -186,6 +211,7 @@ pub static ROUTES: &[Route] = &[
         path: "/api/v1/health",
         operations: &[op(Method::GET, &[])],
         scope: Scope::Unlimited,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Api,
     },
@@ -193,6 +219,7 @@ pub static ROUTES: &[Route] = &[
         path: "/metrics",
         operations: &[op(Method::GET, &[401])],
         scope: Scope::Unlimited,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Api,
     },
@@ -200,6 +227,7 @@ pub static ROUTES: &[Route] = &[
         path: "/openapi.json",
         operations: &[op(Method::GET, &[]), op(Method::HEAD, &[])],
         scope: Scope::Unlimited,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Page(pages::openapi_json),
     },
@@ -207,6 +235,7 @@ pub static ROUTES: &[Route] = &[
         path: "/docs",
         operations: &[op(Method::GET, &[]), op(Method::HEAD, &[])],
         scope: Scope::Unlimited,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Page(pages::docs),
     },
@@ -214,6 +243,7 @@ pub static ROUTES: &[Route] = &[
         path: "/robots.txt",
         operations: &[op(Method::GET, &[]), op(Method::HEAD, &[])],
         scope: Scope::Unlimited,
+        cost: Cost::One,
         credentials: false,
         handler: Handler::Page(pages::robots_txt),
     },

@@ -7,6 +7,8 @@
 //! request and response types, the endpoint layers) cost as much as all of hoplink's
 //! own, measured by `scripts/loadtest.sh`'s bare-poem yardstick. The API keeps poem.
 
+use crate::compress;
+use crate::conn::{Gate, ProblemIo, Refusal, open_files_limit};
 use crate::cors;
 use crate::http::{REQUEST_ID, new_request_id, valid_request_id};
 use crate::problem::Problem;
@@ -15,7 +17,7 @@ use crate::routes::{self, Handler, ROUTES, Route};
 use crate::state::AppState;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::endpoint::BoxEndpoint;
@@ -62,6 +64,12 @@ impl Connection {
             tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""), method = %req.method(), path = req.uri().path())
         };
         let origin = cors::allowed_origin(&state.config.cors_origins, req.headers());
+        // Redirects are never compressed, so they skip the look at Accept-Encoding.
+        let encoding = match route.map(|r| r.handler) {
+            Some(Handler::Page(_)) => compress::negotiate(req.headers(), true),
+            Some(Handler::Api) => compress::negotiate(req.headers(), false),
+            _ => None,
+        };
         let mut resp = match route {
             None => Problem::new(
                 StatusCode::NOT_FOUND,
@@ -87,7 +95,13 @@ impl Connection {
                     .instrument(span.clone())
                     .await
                 }
-                Handler::Page(page) => page(state),
+                Handler::Page(page) => match encoding {
+                    Some(encoding) => {
+                        compress::page(page(state), route.path, encoding, &state.compressed_pages)
+                            .await
+                    }
+                    None => page(state),
+                },
                 Handler::Api => {
                     req.headers_mut().insert(REQUEST_ID, request_id.clone());
                     let mut req = poem::Request::from((
@@ -97,7 +111,11 @@ impl Connection {
                         poem::http::uri::Scheme::HTTP,
                     ));
                     req.extensions_mut().insert(Matched(route));
-                    self.app.get_response(req).instrument(span.clone()).await
+                    let resp = self.app.get_response(req).instrument(span.clone()).await;
+                    match encoding {
+                        Some(encoding) => compress::response(resp, encoding).await,
+                        None => resp,
+                    }
                 }
             },
         };
@@ -138,6 +156,37 @@ fn method_not_allowed(route: &Route) -> Response {
     resp
 }
 
+/// `wanted` connections, or fewer when the process may not open that many files (with
+/// room for the listener, backends and logs).
+fn connection_cap(wanted: u32) -> usize {
+    const RESERVE: u64 = 256;
+    let wanted = u64::from(wanted);
+    match open_files_limit() {
+        Some(limit) if limit < wanted + RESERVE => {
+            let cap = limit.saturating_sub(RESERVE).max(1);
+            tracing::warn!(
+                wanted,
+                cap,
+                open_files_limit = limit,
+                "MAX_CONNECTIONS is above what this process may open; raise `ulimit -n`"
+            );
+            cap as usize
+        }
+        _ => wanted as usize,
+    }
+}
+
+/// Tells a refused client why, briefly, and closes.
+async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
+    use tokio::io::AsyncWriteExt;
+    let answer = refusal.answer();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 /// Serves until `stop` fires, then stops accepting and lets open connections finish
 /// their requests for at most `grace`.
 pub(crate) async fn serve(
@@ -149,7 +198,21 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let app = Arc::new(app);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let config = &state.config;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(config.header_read_timeout));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(config.header_read_timeout))
+        .keep_alive_timeout(Duration::from_secs(config.header_read_timeout));
+    let gate = Gate::new(
+        connection_cap(config.max_connections),
+        config.max_connections_per_ip,
+    );
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -164,6 +227,17 @@ pub(crate) async fn serve(
             },
             _ = &mut stop => break,
         };
+        let shared = config
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
+        let ticket = match gate.admit(peer.ip(), shared, &state.metrics) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                tokio::spawn(refuse(stream, refusal));
+                continue;
+            }
+        };
         let connection = Connection {
             app: app.clone(),
             state: state.clone(),
@@ -172,11 +246,24 @@ pub(crate) async fn serve(
         };
         let service = hyper::service::service_fn(move |req| connection.clone().answer(req));
         let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let first_bytes = Duration::from_secs(config.header_read_timeout);
         tokio::spawn(async move {
-            let served = builder.serve_connection(TokioIo::new(stream), service);
+            // hyper waits for the first bytes (to tell HTTP/1 from HTTP/2) without a
+            // timeout of its own: a connection that says nothing is closed here.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_bytes, stream.peek(&mut first)).await,
+                Ok(Ok(1))
+            ) {
+                drop(ticket);
+                return;
+            }
+            let io = TokioIo::new(ProblemIo::new(stream));
+            let served = builder.serve_connection(io, service);
             if let Err(e) = watcher.watch(served).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
+            drop(ticket);
         });
     }
     drop(listener);

@@ -15,7 +15,9 @@
 //! - The schema is embedded as sqlx migrations and applied by [`PgStore::connect`];
 //!   several instances starting at once are serialised by sqlx's advisory lock.
 //! - Uniqueness (codes, case-insensitive emails, event ids) is enforced by the database;
-//!   a unique violation becomes [`hoplink::Error::Conflict`].
+//!   a unique violation becomes [`hoplink::Error::Conflict`]. Every code ever taken stays
+//!   in `reserved_codes` (in lower case), kept by a trigger on `links`, so a deleted
+//!   link's code is never given again and no two codes differ only by case.
 //! - Clicks are written one batch per statement (`UNNEST` arrays into data-modifying
 //!   CTEs): de-duplication by event id, daily rollups, unique visitors, breakdowns and
 //!   `click_count` change together or not at all.
@@ -25,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hoplink::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
-    RefreshTokenRecord, RollupWindow, RotateOutcome, UserRecord,
+    RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
 use hoplink::{AnalyticsStore, Error, IdAllocator, LinkStore, RedirectType, Result, UserStore};
 use hoplink::{ApiKey, Link, LinkPatch, Page, User, ValueCount};
@@ -85,12 +87,22 @@ fn db_error(e: sqlx::Error) -> Error {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
             Error::unavailable("postgres", "statement timed out")
         }
+        // Text PostgreSQL can't store (a NUL character): bad input, not a failure.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+            Error::invalid("text", "invalid_text", "must not contain NUL characters")
+        }
         // Deadlock or serialization failure: the same call can succeed when retried.
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
             Error::unavailable("postgres", e.to_string())
         }
         _ => Error::backend("postgres", e),
     }
+}
+
+/// Text no stored value can hold: PostgreSQL refuses NUL in `text`, so lookups of it find
+/// nothing instead of failing.
+fn unstorable(text: &str) -> bool {
+    text.contains('\0')
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -257,6 +269,9 @@ impl LinkStore for PgStore {
     }
 
     async fn get_by_code(&self, short_code: &str) -> Result<Option<Link>> {
+        if unstorable(short_code) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE short_code = $1");
         self.optional_link(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(short_code))
             .await
@@ -269,6 +284,16 @@ impl LinkStore for PgStore {
     }
 
     async fn list(&self, query: &LinkQuery) -> Result<Page<Link>> {
+        if [&query.tag, &query.text]
+            .into_iter()
+            .flatten()
+            .any(|t| unstorable(t))
+        {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let limit = i64::from(query.limit.max(1));
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {LINK_COLUMNS} FROM links
@@ -432,6 +457,9 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
+        if unstorable(email) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT id, email, full_name, created_at, password_hash FROM users WHERE lower(email) = lower($1)")
             .bind(email)
             .fetch_optional(&self.pool)
@@ -474,13 +502,13 @@ impl UserStore for PgStore {
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
-        new: &RefreshTokenRecord,
-        now: DateTime<Utc>,
+        rotation: &Rotation<'_>,
     ) -> Result<RotateOutcome> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // The row lock serialises concurrent rotations of one token.
         let row = sqlx::query(
-            "SELECT t.user_id, t.family_id, t.used, t.expires_at, (r.family_id IS NOT NULL) AS revoked
+            "SELECT t.user_id, t.family_id, t.used, t.used_at, t.successor, t.expires_at,
+                    (r.family_id IS NOT NULL) AS revoked
              FROM refresh_tokens t LEFT JOIN revoked_families r USING (family_id)
              WHERE t.token_hash = $1 FOR UPDATE OF t",
         )
@@ -494,12 +522,24 @@ impl UserStore for PgStore {
         let user_id: Uuid = row.try_get("user_id").map_err(db_error)?;
         let family_id: Uuid = row.try_get("family_id").map_err(db_error)?;
         let used: bool = row.try_get("used").map_err(db_error)?;
+        let used_at: Option<DateTime<Utc>> = row.try_get("used_at").map_err(db_error)?;
+        let successor: Option<Vec<u8>> = row.try_get("successor").map_err(db_error)?;
         let expires_at: DateTime<Utc> = row.try_get("expires_at").map_err(db_error)?;
         let revoked: bool = row.try_get("revoked").map_err(db_error)?;
         if revoked {
             return Ok(RotateOutcome::Invalid);
         }
         if used {
+            // Rotated moments ago (and by this version, which keeps the successor): the
+            // same successor again.
+            if let (Some(at), Some(sealed)) = (used_at, successor)
+                && rotation.now - at <= rotation.grace
+            {
+                return Ok(RotateOutcome::Recent {
+                    user_id,
+                    sealed_successor: sealed,
+                });
+            }
             sqlx::query(
                 "INSERT INTO revoked_families (family_id) VALUES ($1) ON CONFLICT DO NOTHING",
             )
@@ -510,14 +550,19 @@ impl UserStore for PgStore {
             tx.commit().await.map_err(db_error)?;
             return Ok(RotateOutcome::Reused);
         }
-        if expires_at <= now {
+        if expires_at <= rotation.now {
             return Ok(RotateOutcome::Invalid);
         }
-        sqlx::query("UPDATE refresh_tokens SET used = true WHERE token_hash = $1")
-            .bind(old_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET used = true, used_at = $2, successor = $3 WHERE token_hash = $1",
+        )
+        .bind(old_hash)
+        .bind(rotation.now)
+        .bind(rotation.sealed_successor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let new = rotation.new;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, id, user_id, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )

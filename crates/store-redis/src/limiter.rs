@@ -9,17 +9,18 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
-/// GCRA on the Redis clock (so instances with skewed clocks agree), in microseconds.
-/// Returns {allowed, remaining, reset_after_us, retry_after_us}.
+/// GCRA on the Redis clock (so instances with skewed clocks agree), in microseconds;
+/// ARGV: limit, period, cost. Returns {allowed, remaining, reset_after_us, retry_after_us}.
 const GCRA: &str = r"
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = period / limit
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
+local new_tat = tat + interval * cost
 if new_tat - now > period then
   return {0, 0, math.floor(tat - now), math.max(1, math.ceil(new_tat - period - now))}
 end
@@ -125,13 +126,14 @@ impl RedisRateLimiter {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateLimitDecision> {
+    async fn check_cost(&self, key: &str, quota: Quota, cost: u32) -> Result<RateLimitDecision> {
         let inner = &self.inner;
         let mut invocation = inner.gcra.prepare_invoke();
         invocation
             .key(inner.redis.key(&format!("rl:{key}")))
             .arg(quota.limit)
-            .arg(quota.period.as_micros().max(1) as u64);
+            .arg(quota.period.as_micros().max(1) as u64)
+            .arg(cost.max(1));
         match inner
             .redis
             .run_script::<(u8, u64, u64, u64)>(invocation)
@@ -148,7 +150,7 @@ impl RateLimiter for RedisRateLimiter {
                 inner.fallback_decisions.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "rate limiter on Redis unavailable");
                 Ok(match inner.on_failure {
-                    FailurePolicy::Open => inner.fallback.check(key, quota).await?,
+                    FailurePolicy::Open => inner.fallback.check_cost(key, quota, cost).await?,
                     FailurePolicy::Closed => RateLimitDecision {
                         allowed: false,
                         limit: quota.limit,

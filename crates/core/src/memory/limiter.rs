@@ -55,24 +55,24 @@ impl MemoryRateLimiter {
         }
     }
 
-    fn decide(&self, key: &str, quota: Quota) -> RateLimitDecision {
+    fn decide(&self, key: &str, quota: Quota, cost: u32) -> RateLimitDecision {
         let now = self.clock.now();
         let now_ns = now
             .timestamp_nanos_opt()
             .unwrap_or_else(|| now.timestamp_micros().saturating_mul(1000));
-        self.check_at(key, quota, now_ns)
+        self.check_at(key, quota, cost, now_ns)
     }
 
-    /// The decision for `key` at `now_ns` (the whole algorithm, for tests and callers that
-    /// already know the time).
-    pub fn check_at(&self, key: &str, quota: Quota, now_ns: i64) -> RateLimitDecision {
+    /// The decision for `cost` requests of `key` at `now_ns` (the whole algorithm, for
+    /// tests and callers that already know the time).
+    pub fn check_at(&self, key: &str, quota: Quota, cost: u32, now_ns: i64) -> RateLimitDecision {
         let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
         let mut shard = lock(shard);
         let period = i64::try_from(quota.period.as_nanos()).unwrap_or(i64::MAX);
         let interval = (period / i64::from(quota.limit)).max(1);
         let stored = shard.tat.get(key).copied().unwrap_or(now_ns);
         let tat = stored.max(now_ns);
-        let new_tat = tat.saturating_add(interval);
+        let new_tat = tat.saturating_add(interval.saturating_mul(i64::from(cost.max(1))));
         let ns = |v: i64| Duration::from_nanos(v.max(0) as u64);
         if new_tat - now_ns > period {
             return RateLimitDecision {
@@ -105,12 +105,12 @@ impl MemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateLimitDecision> {
-        Ok(self.decide(key, quota))
+    async fn check_cost(&self, key: &str, quota: Quota, cost: u32) -> Result<RateLimitDecision> {
+        Ok(self.decide(key, quota, cost))
     }
 
     fn check_local(&self, key: &str, quota: Quota) -> Option<RateLimitDecision> {
-        Some(self.decide(key, quota))
+        Some(self.decide(key, quota, 1))
     }
 }
 
@@ -148,7 +148,7 @@ mod tests {
         let limiter = MemoryRateLimiter::new();
         let quota = Quota::new(1, Duration::from_secs(1)).unwrap();
         for i in 0..(SHARDS * SWEEP_AT * 2) {
-            limiter.check_at(&format!("k{i}"), quota, (i as i64) * 2_000_000_000);
+            limiter.check_at(&format!("k{i}"), quota, 1, (i as i64) * 2_000_000_000);
         }
         let total: usize = limiter.shards.iter().map(|s| lock(s).tat.len()).sum();
         assert!(total < SHARDS * SWEEP_AT * 2, "{total} keys kept");

@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::model::{ApiKey, Link, LinkPatch, Page, User, ValueCount};
 use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
-    RefreshTokenRecord, RollupWindow, RotateOutcome, UserRecord,
+    RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
 use crate::store::{AnalyticsStore, LinkStore, UserStore};
 use async_trait::async_trait;
@@ -44,7 +44,10 @@ impl Default for MemoryStore {
 #[derive(Debug, Default)]
 struct LinkState {
     by_id: HashMap<Uuid, Link>,
+    /// Live links by their exact code.
     by_code: HashMap<String, Uuid>,
+    /// Every code ever taken, live or deleted, in lower case: codes are never given twice.
+    taken: HashSet<String>,
     by_owner: HashMap<Uuid, BTreeSet<(DateTime<Utc>, Uuid)>>,
     /// Event ids already recorded (de-duplication).
     /// Event ids recorded, newest generation first.
@@ -152,7 +155,8 @@ struct UserState {
 #[derive(Debug)]
 struct RefreshState {
     record: RefreshTokenRecord,
-    dead: bool,
+    /// When it was rotated, and the successor sealed then.
+    used: Option<(DateTime<Utc>, Vec<u8>)>,
 }
 
 impl MemoryStore {
@@ -200,7 +204,8 @@ fn matches(link: &Link, query: &LinkQuery, text: Option<&str>) -> bool {
 impl LinkStore for MemoryStore {
     async fn insert(&self, link: &Link) -> Result<()> {
         let mut state = write(&self.links);
-        if state.by_code.contains_key(&link.short_code) {
+        let folded = link.short_code.to_ascii_lowercase();
+        if state.taken.contains(&folded) {
             return Err(Error::Conflict {
                 code: "alias_taken",
                 message: format!("short code {:?} is already taken", link.short_code),
@@ -212,6 +217,7 @@ impl LinkStore for MemoryStore {
                 format!("duplicate link id {}", link.id),
             ));
         }
+        state.taken.insert(folded);
         state.by_code.insert(link.short_code.clone(), link.id);
         if let Some(owner) = link.owner_id {
             state
@@ -429,7 +435,7 @@ impl UserStore for MemoryStore {
             token.token_hash.clone(),
             RefreshState {
                 record: token.clone(),
-                dead: false,
+                used: None,
             },
         );
         Ok(())
@@ -438,33 +444,41 @@ impl UserStore for MemoryStore {
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
-        new: &RefreshTokenRecord,
-        now: DateTime<Utc>,
+        rotation: &Rotation<'_>,
     ) -> Result<RotateOutcome> {
         let mut state = write(&self.users);
         let Some(old) = state.refresh.get(old_hash) else {
             return Ok(RotateOutcome::Invalid);
         };
         let family = old.record.family_id;
+        let user_id = old.record.user_id;
         if state.revoked_families.contains(&family) {
             return Ok(RotateOutcome::Invalid);
         }
-        if old.dead {
-            state.revoked_families.insert(family);
-            return Ok(RotateOutcome::Reused);
+        match &old.used {
+            Some((at, sealed)) if rotation.now - *at <= rotation.grace => {
+                return Ok(RotateOutcome::Recent {
+                    user_id,
+                    sealed_successor: sealed.clone(),
+                });
+            }
+            Some(_) => {
+                state.revoked_families.insert(family);
+                return Ok(RotateOutcome::Reused);
+            }
+            None => {}
         }
-        if old.record.expires_at <= now {
+        if old.record.expires_at <= rotation.now {
             return Ok(RotateOutcome::Invalid);
         }
-        let user_id = old.record.user_id;
         if let Some(old) = state.refresh.get_mut(old_hash) {
-            old.dead = true;
+            old.used = Some((rotation.now, rotation.sealed_successor.to_vec()));
         }
         state.refresh.insert(
-            new.token_hash.clone(),
+            rotation.new.token_hash.clone(),
             RefreshState {
-                record: new.clone(),
-                dead: false,
+                record: rotation.new.clone(),
+                used: None,
             },
         );
         Ok(RotateOutcome::Rotated { user_id })

@@ -4,7 +4,7 @@ use super::Shortener;
 use crate::auth::{self, AccessClaims};
 use crate::error::{Error, Result};
 use crate::model::{ApiKey, Principal, TokenPair, User};
-use crate::records::{ApiKeyRecord, RefreshTokenRecord, RotateOutcome, UserRecord};
+use crate::records::{ApiKeyRecord, RefreshTokenRecord, RotateOutcome, Rotation, UserRecord};
 use crate::validate::{validate_email, validate_password};
 use uuid::Uuid;
 
@@ -94,7 +94,9 @@ impl Shortener {
     /// Logs in: one answer (`Unauthorized`) for an unknown email and a wrong password,
     /// in about the same time.
     pub async fn login(&self, email: &str, password: &str) -> Result<TokenPair> {
-        let record = if email.len() <= 254 {
+        // No account has such an email: don't ask the store (no stored text holds a NUL).
+        let plausible = email.len() <= 254 && !email.chars().any(char::is_control);
+        let record = if plausible {
             self.inner.users.user_by_email(email.trim()).await?
         } else {
             None
@@ -119,8 +121,10 @@ impl Shortener {
         self.token_pair(user_id, family_id, token)
     }
 
-    /// Exchanges a refresh token for a new pair. The old token dies; presenting a dead
-    /// token again revokes the whole login (every token of its family).
+    /// Exchanges a refresh token for a new pair. The old token dies; presenting it again
+    /// within the grace period (two tabs refreshing at once) gives the same refresh token
+    /// again with a fresh access token; later, it revokes the whole login (every token of
+    /// its family).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
         let invalid = Error::Unauthorized {
             reason: "invalid refresh token",
@@ -131,13 +135,28 @@ impl Shortener {
         };
         let family_id = old.family_id;
         let (token, record) = self.new_refresh_token(old.user_id, family_id);
+        let sealed = auth::seal_successor(refresh_token, &token);
+        let rotation = Rotation {
+            new: &record,
+            sealed_successor: &sealed,
+            now: self.inner.clock.now(),
+            grace: chrono::Duration::from_std(self.inner.config.refresh_grace)
+                .unwrap_or(chrono::Duration::zero()),
+        };
         match self
             .inner
             .users
-            .rotate_refresh_token(&old_hash, &record, self.inner.clock.now())
+            .rotate_refresh_token(&old_hash, &rotation)
             .await?
         {
             RotateOutcome::Rotated { user_id } => self.token_pair(user_id, family_id, token),
+            RotateOutcome::Recent {
+                user_id,
+                sealed_successor,
+            } => match auth::open_successor(refresh_token, &sealed_successor) {
+                Some(successor) => self.token_pair(user_id, family_id, successor),
+                None => Err(invalid),
+            },
             RotateOutcome::Reused => {
                 tracing::warn!(%family_id, "refresh token reused; login revoked");
                 Err(Error::Unauthorized {

@@ -20,6 +20,9 @@ use uuid::Uuid;
 
 use super::l1::L1Epochs;
 use super::{Config, Inner, Shortener, Tasks};
+/// Default of [`ShortenerBuilder::refresh_grace`].
+pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
+
 /// Builds a [`Shortener`]; every setting has a default.
 #[derive(Default)]
 pub struct ShortenerBuilder {
@@ -42,6 +45,7 @@ pub struct ShortenerBuilder {
     negative_ttl: Option<Duration>,
     shared_ttl: Option<Duration>,
     reserved_aliases: Vec<Box<str>>,
+    refresh_grace: Option<Duration>,
 }
 
 impl std::fmt::Debug for ShortenerBuilder {
@@ -179,6 +183,14 @@ impl ShortenerBuilder {
         self
     }
 
+    /// How long a refresh token, once exchanged, still gets the same successor back
+    /// (default 10 s): two tabs refreshing at once both stay signed in. Past it, the old
+    /// token counts as stolen and revokes its login.
+    pub fn refresh_grace(mut self, grace: Duration) -> Self {
+        self.refresh_grace = Some(grace);
+        self
+    }
+
     /// Words no alias may be (compared without regard to case), besides
     /// [`RESERVED_WORDS`](crate::code::RESERVED_WORDS): a server passes the top-level
     /// names of its own routes, so that no short link can shadow one.
@@ -286,6 +298,7 @@ impl ShortenerBuilder {
                 shared_ttl: self.shared_ttl.unwrap_or(Duration::from_secs(3600)),
                 access_ttl: Duration::from_secs(15 * 60),
                 refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+                refresh_grace: self.refresh_grace.unwrap_or(DEFAULT_REFRESH_GRACE),
                 reserved_aliases: self.reserved_aliases,
             },
             jwt_secret,

@@ -10,6 +10,9 @@ use crate::validate::{validate_tags, validate_title, validate_url};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// Largest click budget (a trillion: no link runs out of it by accident).
+pub const MAX_CLICKS: u64 = 1_000_000_000_000;
+
 /// Listing options, as a client sends them.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -46,10 +49,10 @@ impl Shortener {
                 "invalid_max_clicks",
                 "must be at least 1",
             )),
-            Some(n) if n > i64::MAX as u64 => Err(Error::invalid(
+            Some(n) if n > MAX_CLICKS => Err(Error::invalid(
                 "max_clicks",
                 "invalid_max_clicks",
-                "is too large",
+                format!("must be at most {MAX_CLICKS}"),
             )),
             other => Ok(other),
         }
@@ -158,17 +161,30 @@ impl Shortener {
             .query
             .map(|q| q.trim().to_string())
             .filter(|q| !q.is_empty());
-        if text.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        if text
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > 200 || q.chars().any(char::is_control))
+        {
             return Err(Error::invalid(
                 "q",
                 "invalid_query",
-                "must be at most 200 characters",
+                "must be at most 200 characters, without control characters",
             ));
         }
         let tag = options
             .tag
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
+        if tag
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > 50 || t.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "tag",
+                "invalid_tag",
+                "must be at most 50 characters, without control characters",
+            ));
+        }
         self.inner
             .links
             .list(&LinkQuery {

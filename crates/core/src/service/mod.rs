@@ -19,7 +19,7 @@ mod redirect;
 
 pub use builder::ShortenerBuilder;
 pub use health::{ComponentHealth, HealthReport};
-pub use links::ListOptions;
+pub use links::{ListOptions, MAX_CLICKS};
 #[cfg(feature = "qr")]
 pub use qr::QrContent;
 pub use redirect::Redirect;
@@ -104,6 +104,8 @@ struct Config {
     shared_ttl: Duration,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// How long a rotated refresh token still gets its successor back.
+    refresh_grace: Duration,
     /// Words aliases may not be, besides [`crate::code::RESERVED_WORDS`].
     reserved_aliases: Vec<Box<str>>,
 }

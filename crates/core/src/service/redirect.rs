@@ -2,7 +2,7 @@
 
 use super::Shortener;
 use crate::agent;
-use crate::analytics::PendingClick;
+use crate::analytics::{self, PendingClick};
 use crate::code::is_plausible_code;
 use crate::error::{Error, GoneReason, Result};
 use crate::model::{RedirectType, Visit};
@@ -79,8 +79,8 @@ impl Shortener {
                 short_code: target.short_code.clone(),
                 at: now,
                 ip: visit.client_ip,
-                user_agent: visit.user_agent.map(Box::from),
-                referrer: visit.referrer.map(Box::from),
+                user_agent: visit.user_agent.map(analytics::user_agent_of),
+                referrer: visit.referrer.map(analytics::referrer_of),
                 country: visit.country.map(Box::from),
                 counted_at_redirect,
             };

@@ -1,0 +1,128 @@
+//! One client can't lock everyone out: thousands of idle connections from one loopback
+//! address while another address is still served at once, and silent connections closed
+//! after the header timeout. Bounded to seconds, loopback only.
+
+use hoplink_server::config::Config;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+async fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(format!("{from}:0").parse().unwrap())?;
+    socket.connect(to).await
+}
+
+/// `GET path` on a fresh connection from `from`; the whole answer.
+async fn get(from: &str, to: SocketAddr, path: &str) -> String {
+    let mut stream = connect_from(from, to).await.expect("connects");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_do_not_lock_others_out() {
+    let config = Config::from_args([
+        "--bind",
+        "127.0.0.1:0",
+        "--max-connections",
+        "3000",
+        "--max-connections-per-ip",
+        "1000",
+        "--header-read-timeout",
+        "3",
+    ])
+    .unwrap();
+    let server = hoplink_server::start(config).await.unwrap();
+    let addr = server.addr;
+
+    // 2,500 connections from 127.0.0.1 that never send a byte.
+    let mut idle = Vec::new();
+    for _ in 0..2500 {
+        idle.push(connect_from("127.0.0.1", addr).await.expect("connects"));
+    }
+    // Those past the address's share are told why and closed at once.
+    let mut refused = 0;
+    for stream in idle.iter_mut().skip(1000) {
+        let mut answer = Vec::new();
+        if tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer))
+            .await
+            .is_ok()
+        {
+            let text = String::from_utf8_lossy(&answer);
+            assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+            assert!(text.contains("too_many_connections"), "{text}");
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        refused, 1500,
+        "every connection past the share of 1,000 is refused"
+    );
+
+    // Another address is served at once.
+    let started = Instant::now();
+    let status = get("127.0.0.2", addr, "/api/v1/health").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "served in {:?}",
+        started.elapsed()
+    );
+    let text = get("127.0.0.3", addr, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200"));
+    assert!(
+        text.contains(r#"hoplink_connections_refused_total{reason="client_share"} 1500"#),
+        "{text}"
+    );
+
+    // A half-sent header and an idle keep-alive connection are closed like silent ones.
+    let mut half = connect_from("127.0.0.4", addr).await.unwrap();
+    half.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut kept = connect_from("127.0.0.5", addr).await.unwrap();
+    kept.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let deadline = Duration::from_secs(8);
+    let closed = |mut s: TcpStream| async move {
+        let mut rest = Vec::new();
+        tokio::time::timeout(deadline, s.read_to_end(&mut rest))
+            .await
+            .is_ok()
+    };
+    assert!(
+        closed(half).await,
+        "a half-sent header is closed after the timeout"
+    );
+    assert!(
+        closed(kept).await,
+        "an idle keep-alive connection is closed after the timeout"
+    );
+    let mut silent_closed = 0;
+    for stream in idle.into_iter().take(1000) {
+        if closed(stream).await {
+            silent_closed += 1;
+        }
+    }
+    assert_eq!(
+        silent_closed, 1000,
+        "silent connections are closed after the timeout"
+    );
+    server.stop().await.unwrap();
+}
