@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the API with schemathesis (`--checks all`) as a new user would: a fresh
 # in-memory server, rate limits off, a registered account's bearer token, bounded time.
+# The account is an administrator (ADMIN_EMAILS), so the admin routes are fuzzed too.
 # Any failure fails the script. Configuration: scripts/schemathesis.toml.
 #
 #   scripts/fuzz-api.sh            # MAX_TIME=180 seconds by default
@@ -16,7 +17,7 @@ fi
 cargo build -q -p hoplink-server --bin hoplink
 bin=${CARGO_TARGET_DIR:-target}/debug/hoplink
 log=$(mktemp)
-RUST_LOG=warn BIND=127.0.0.1:$PORT RATE_LIMIT_ANON=off RATE_LIMIT_AUTH=off RATE_LIMIT_REGISTER=off \
+RUST_LOG=warn BIND=127.0.0.1:$PORT ADMIN_EMAILS=fuzz@example.com RATE_LIMIT_ANON=off RATE_LIMIT_AUTH=off RATE_LIMIT_REGISTER=off \
   RATE_LIMIT_LOGIN=off RATE_LIMIT_REDIRECT=off "$bin" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT

@@ -36,6 +36,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn resolve(c: &mut Criterion) {
     let rt = runtime();
     let visit = Visit {
+        host: None,
         client_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
         user_agent: Some(UA),
         referrer: Some("https://news.example.com/"),
@@ -48,7 +49,12 @@ fn resolve(c: &mut Criterion) {
     };
 
     let s = rt
-        .block_on(async { Shortener::builder().rate_limits(RateLimits::off()).build() })
+        .block_on(async {
+            Shortener::builder()
+                .rate_limits(RateLimits::off())
+                .admin_emails(["admin@example.com"])
+                .build()
+        })
         .expect("build");
     let link = rt
         .block_on(s.shorten(NewLink::new("https://example.com/landing"), None))
@@ -61,6 +67,46 @@ fn resolve(c: &mut Criterion) {
     });
     group.bench_function("l1_hit_click", |b| {
         b.iter(|| ready(s.resolve(black_box(&code), &visit)).expect("hit"))
+    });
+    // Picking the domain from `Host`: the default host (compared, nothing looked up), and
+    // a host that is no domain (looked up in the table of domains, on the stack).
+    for (name, host) in [
+        ("l1_hit_head_default_host", "localhost:8080"),
+        ("l1_hit_head_other_host", "127.0.0.1:8080"),
+    ] {
+        let on_host = Visit {
+            host: Some(host),
+            ..head
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| ready(s.resolve(black_box(&code), &on_host)).expect("hit"))
+        });
+    }
+    // A link on a short domain of its own.
+    let admin = rt.block_on(async {
+        let user = s.register("admin@example.com", "password123", None).await?;
+        Ok::<_, hoplink::Error>(hoplink::Principal { user_id: user.id })
+    });
+    let admin = admin.expect("admin");
+    rt.block_on(s.add_domain(&admin, "go.example.com", hoplink::DomainPatch::default()))
+        .expect("domain");
+    let on_domain = rt
+        .block_on(s.shorten(
+            NewLink {
+                domain: Some("go.example.com".into()),
+                ..NewLink::new("https://example.com/elsewhere")
+            },
+            None,
+        ))
+        .expect("shorten");
+    let domain_visit = Visit {
+        host: Some("go.example.com"),
+        ..head
+    };
+    rt.block_on(s.resolve(&on_domain.short_code, &domain_visit))
+        .expect("warm");
+    group.bench_function("l1_hit_head_on_a_domain", |b| {
+        b.iter(|| ready(s.resolve(black_box(&on_domain.short_code), &domain_visit)).expect("hit"))
     });
 
     // A one-entry L1 and 50,000 codes taken in turn: every lookup misses to the store.

@@ -158,7 +158,7 @@ async fn main() -> hoplink::Result<()> {
     for i in 0..LOOKUPS {
         let code = &links[(i * 7919) % LINKS].short_code;
         let t = Instant::now();
-        let found = store.get_by_code(code).await?;
+        let found = store.get_by_code(None, code).await?;
         latencies.push(t.elapsed());
         assert!(found.is_some());
     }

@@ -75,6 +75,7 @@ fn target(n: usize) -> CacheEntry {
         expires_at: None,
         max_clicks: None,
         is_active: true,
+        blocked: false,
     }))
 }
 

@@ -164,7 +164,7 @@ async fn clicks_through_kafka_are_counted_exactly_once() {
         let mut total = 0;
         for link in &links {
             total += a
-                .analytics_summary(&me, &link.short_code, 1)
+                .analytics_summary(&me, None, &link.short_code, 1)
                 .await
                 .unwrap()
                 .total_clicks;

@@ -12,15 +12,19 @@ pub enum GoneReason {
     Disabled,
     /// `max_clicks` human clicks have been counted.
     ClickLimitReached,
+    /// Blocked by an administrator, or its destination's host by the blocklist.
+    Blocked,
 }
 
 impl GoneReason {
-    /// A stable machine-readable name (`expired`, `disabled`, `click_limit_reached`).
+    /// A stable machine-readable name (`expired`, `disabled`, `click_limit_reached`,
+    /// `link_blocked`).
     pub fn as_str(self) -> &'static str {
         match self {
             GoneReason::Expired => "expired",
             GoneReason::Disabled => "disabled",
             GoneReason::ClickLimitReached => "click_limit_reached",
+            GoneReason::Blocked => "link_blocked",
         }
     }
 }
@@ -73,6 +77,12 @@ pub enum Error {
     RateLimited {
         /// How long until a request would be allowed.
         retry_after: Duration,
+    },
+    /// The caller is known but may not do this (an administrator's operation).
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// Why, for logs.
+        reason: &'static str,
     },
     /// Missing, invalid, expired or revoked credentials.
     #[error("unauthorized: {reason}")]

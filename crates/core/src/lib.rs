@@ -5,7 +5,8 @@
 //! - [`Shortener`]: the service, built with [`Shortener::builder`]; the domain types it
 //!   speaks ([`Link`], [`NewLink`], [`Visit`], …) and its [`Error`] are at the root.
 //! - Traits a backend implements: [`LinkStore`], [`UserStore`], [`AnalyticsStore`],
-//!   [`Cache`], [`RateLimiter`], [`IdAllocator`], [`EventBus`]; what they store and
+//!   [`DomainStore`], [`ModerationStore`], [`Cache`], [`RateLimiter`], [`IdAllocator`],
+//!   [`EventBus`]; what they store and
 //!   exchange is in [`records`].
 //! - [`memory`]: the in-memory implementation of each, the defaults.
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
@@ -50,8 +51,9 @@ pub use error::{Error, GoneReason, Result};
 pub use ids::IdAllocator;
 pub use limiter::{LimitScope, Quota, RateLimitDecision, RateLimiter, RateLimits};
 pub use model::{
-    AnalyticsSummary, ApiKey, Cursor, DayClicks, Link, LinkPatch, NewLink, Page, Principal,
-    RedirectType, TokenPair, User, ValueCount, Visit,
+    AnalyticsSummary, ApiKey, BlockedHost, Cursor, DayClicks, Domain, DomainPatch, Link, LinkPatch,
+    NewLink, Page, Principal, RedirectType, Report, ReportReason, ReportStatus, Role, TokenPair,
+    User, ValueCount, Visit,
 };
 #[cfg(feature = "qr")]
 pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};
@@ -59,11 +61,11 @@ pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};
 pub use service::QrContent;
 pub use service::{
     ComponentHealth, DEFAULT_PAGE_SIZE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS,
-    MAX_CLICKS, MAX_PAGE_SIZE, Redirect, Shortener, ShortenerBuilder,
+    MAX_CLICKS, MAX_PAGE_SIZE, Redirect, Shortener, ShortenerBuilder, normalize_pattern,
 };
 pub use stats::StatsSnapshot;
-pub use store::{AnalyticsStore, LinkStore, UserStore};
-pub use text::StackString;
+pub use store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
+pub use text::{StackString, excerpt};
 
 /// How to write a backend.
 ///

@@ -96,6 +96,12 @@ pub struct Link {
     pub click_count: u64,
     /// When false it answers 410.
     pub is_active: bool,
+    /// The short domain it lives on; `None` for the default domain (`BASE_URL`'s host).
+    pub domain: Option<String>,
+    /// Blocked by an administrator (abuse): it answers 410 and its owner can't undo it.
+    pub blocked: bool,
+    /// Why it was blocked.
+    pub blocked_reason: Option<String>,
 }
 
 /// What a caller asks for when shortening.
@@ -115,6 +121,8 @@ pub struct NewLink {
     pub title: Option<String>,
     /// Optional tags.
     pub tags: Option<Vec<String>>,
+    /// The short domain (a host of the deployment); the default domain when absent.
+    pub domain: Option<String>,
 }
 
 impl NewLink {
@@ -145,6 +153,11 @@ pub struct LinkPatch {
     pub tags: Option<Vec<String>>,
     /// Enable or disable.
     pub is_active: Option<bool>,
+    /// Block or unblock (administrators only: [`Shortener::update_link`](crate::Shortener::update_link)
+    /// refuses it, [`Shortener::block_link`](crate::Shortener::block_link) sets it).
+    pub blocked: Option<bool>,
+    /// New or cleared reason for blocking (administrators only).
+    pub blocked_reason: Option<Option<String>>,
 }
 
 impl LinkPatch {
@@ -176,8 +189,147 @@ impl LinkPatch {
         if let Some(v) = self.is_active {
             link.is_active = v;
         }
+        if let Some(v) = self.blocked {
+            link.blocked = v;
+        }
+        if let Some(v) = &self.blocked_reason {
+            link.blocked_reason = v.clone();
+        }
         link.updated_at = now;
     }
+}
+
+/// A short domain of the deployment (besides the default, `BASE_URL`'s host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    /// Lower-case DNS name (internationalised names in their `xn--` form), no port.
+    pub host: String,
+    /// Whether it is the default domain (`BASE_URL`'s host; never stored).
+    pub is_default: bool,
+    /// Where `GET /` on this host goes, when set.
+    pub root_redirect: Option<String>,
+    /// Where an unknown code on this host goes instead of 404, when set.
+    pub not_found_redirect: Option<String>,
+    /// Where an expired, disabled, blocked or used-up link goes instead of 410, when set.
+    pub gone_redirect: Option<String>,
+    /// When added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to a domain's redirects: `None` leaves one alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainPatch {
+    /// New or cleared root redirect.
+    pub root_redirect: Option<Option<String>>,
+    /// New or cleared not-found redirect.
+    pub not_found_redirect: Option<Option<String>>,
+    /// New or cleared gone redirect.
+    pub gone_redirect: Option<Option<String>>,
+}
+
+impl DomainPatch {
+    /// Applies the patch to `domain`, as every store must.
+    pub fn apply(&self, domain: &mut Domain) {
+        for (value, slot) in [
+            (&self.root_redirect, &mut domain.root_redirect),
+            (&self.not_found_redirect, &mut domain.not_found_redirect),
+            (&self.gone_redirect, &mut domain.gone_redirect),
+        ] {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+    }
+}
+
+/// A host pattern of the blocklist: the host and its subdomains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedHost {
+    /// Identifier.
+    pub id: Uuid,
+    /// A lower-case host: it covers itself and every subdomain.
+    pub pattern: String,
+    /// Why, for administrators.
+    pub reason: Option<String>,
+    /// When added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why a link was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportReason {
+    /// Imitates a site to steal credentials.
+    Phishing,
+    /// Delivers malicious software.
+    Malware,
+    /// Unsolicited advertising.
+    Spam,
+    /// Anything else.
+    Other,
+}
+
+/// Where a report stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportStatus {
+    /// Waiting for an administrator.
+    Open,
+    /// Acted on.
+    Resolved,
+    /// Found groundless.
+    Dismissed,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The value's name in the API and in stores.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+
+            /// The value of a name.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($ty::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+text_enum!(ReportReason { Phishing => "phishing", Malware => "malware", Spam => "spam", Other => "other" });
+text_enum!(ReportStatus { Open => "open", Resolved => "resolved", Dismissed => "dismissed" });
+
+/// An abuse report about a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Identifier.
+    pub id: Uuid,
+    /// The reported link.
+    pub link_id: Uuid,
+    /// Why.
+    pub reason: ReportReason,
+    /// What the reporter added.
+    pub details: Option<String>,
+    /// Where it stands.
+    pub status: ReportStatus,
+    /// The reporting user, when signed in.
+    pub reporter_id: Option<Uuid>,
+    /// When filed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An operator of the deployment (`ADMIN_EMAILS`): domains, moderation.
+    Admin,
+    /// Everybody else.
+    User,
 }
 
 /// Position in a listing: the (created_at, id) of the last item seen.
@@ -284,6 +436,9 @@ pub struct TokenPair {
 /// Who followed a link: what the redirect knows of the request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Visit<'a> {
+    /// The request's `Host` (port and case ignored): it picks the short domain; absent or
+    /// no domain of the deployment, the default domain.
+    pub host: Option<&'a str>,
     /// Client address (after trusted-proxy resolution).
     pub client_ip: Option<IpAddr>,
     /// `User-Agent` header.

@@ -25,6 +25,9 @@ pub struct RedirectTarget {
     pub max_clicks: Option<u64>,
     /// When false: 410.
     pub is_active: bool,
+    /// Blocked by an administrator, or its destination's host by the blocklist: 410.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 impl RedirectTarget {
@@ -38,6 +41,7 @@ impl RedirectTarget {
             expires_at: link.expires_at,
             max_clicks: link.max_clicks,
             is_active: link.is_active,
+            blocked: link.blocked,
         }
     }
 }
@@ -54,8 +58,13 @@ pub enum CacheEntry {
 /// A listing request: one owner's links, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkQuery {
-    /// Whose links.
-    pub owner_id: Uuid,
+    /// Whose links; `None`: everybody's, anonymous ones included (administrators).
+    pub owner_id: Option<Uuid>,
+    /// Only links of this domain (`Some(None)`: the default domain); every domain when
+    /// `None`.
+    pub domain: Option<Option<String>>,
+    /// Only blocked (`true`) or unblocked (`false`) links.
+    pub blocked: Option<bool>,
     /// Page size, 1–100.
     pub limit: u32,
     /// Continue after this position.
@@ -64,6 +73,35 @@ pub struct LinkQuery {
     pub tag: Option<String>,
     /// Only links whose URL, title or code contains this text (case-insensitive).
     pub text: Option<String>,
+}
+
+/// What deleting a domain found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainDeletion {
+    /// It is gone.
+    Deleted,
+    /// Links use it: nothing changed.
+    InUse,
+    /// No such domain.
+    Missing,
+}
+
+/// The key of a link in shared caches and invalidations: the code on the default domain
+/// (so keys of earlier versions still mean the same), `host/code` on another. A host
+/// never holds a `/`, a code never does either.
+pub fn cache_key<'a>(domain: Option<&str>, short_code: &'a str) -> std::borrow::Cow<'a, str> {
+    match domain {
+        None => std::borrow::Cow::Borrowed(short_code),
+        Some(host) => std::borrow::Cow::Owned(format!("{host}/{short_code}")),
+    }
+}
+
+/// What [`cache_key`] made: `(domain, code)`.
+pub fn split_cache_key(key: &str) -> (Option<&str>, &str) {
+    match key.split_once('/') {
+        Some((host, code)) => (Some(host), code),
+        None => (None, key),
+    }
 }
 
 /// Whether a click fit in a link's `max_clicks` budget.

@@ -4,10 +4,13 @@
 //! `testing`) checks them, and every backend runs it.
 
 use crate::error::Result;
-use crate::model::{ApiKey, Link, LinkPatch, Page, User};
+use crate::model::{
+    ApiKey, BlockedHost, Cursor, Domain, DomainPatch, Link, LinkPatch, Page, Report, ReportStatus,
+    User,
+};
 use crate::records::{
-    ApiKeyRecord, ClassifiedClick, ClickBudget, LinkQuery, RecordOutcome, RefreshTokenRecord,
-    RollupWindow, RotateOutcome, Rotation, UserRecord,
+    ApiKeyRecord, ClassifiedClick, ClickBudget, DomainDeletion, LinkQuery, RecordOutcome,
+    RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,14 +25,18 @@ use uuid::Uuid;
 ///   code exactly one succeeds. A code stays taken after its link is deleted, for good: a
 ///   short URL printed somewhere never leads elsewhere, and no two codes differ only by
 ///   case (a look-alike).
-/// - `get_by_code` matches the code exactly (case-sensitive), and only live links.
+/// - Codes are per domain: the same code may exist on two domains as two links; the
+///   rules above hold within a domain (`None` is the default domain).
+/// - `get_by_code` matches the domain and the code exactly (case-sensitive), and only
+///   live links.
 /// - Lookups and listings never fail on text no code, tag or title can hold (a NUL
 ///   character): they find nothing.
 /// - `update` applies [`LinkPatch::apply`] and returns the new link; `delete` returns the
 ///   deleted link. Both return `None` for an unknown id, and neither touches `click_count`.
-/// - `list` returns the owner's links ordered by `(created_at, id)` descending, starting
-///   strictly after the cursor, filtered by tag (exact) and text (case-insensitive substring
-///   of URL, title or code); `next_cursor` is set only when more items exist.
+/// - `list` returns the owner's links (everybody's when the query names no owner) ordered
+///   by `(created_at, id)` descending, starting strictly after the cursor, filtered by
+///   domain, blocked state, tag (exact) and text (case-insensitive substring of URL,
+///   title or code); `next_cursor` is set only when more items exist.
 /// - `consume_click` increments `click_count` only while it is below `max_clicks`, atomically
 ///   (no budget is ever exceeded under concurrency). Links without `max_clicks` always count.
 /// - Timestamps come back exactly as given (they are given at microsecond precision).
@@ -37,8 +44,8 @@ use uuid::Uuid;
 pub trait LinkStore: Send + Sync + Debug {
     /// Stores a new link.
     async fn insert(&self, link: &Link) -> Result<()>;
-    /// The link with this code.
-    async fn get_by_code(&self, short_code: &str) -> Result<Option<Link>>;
+    /// The link with this code on this domain (`None`: the default domain).
+    async fn get_by_code(&self, domain: Option<&str>, short_code: &str) -> Result<Option<Link>>;
     /// The link with this id.
     async fn get(&self, id: Uuid) -> Result<Option<Link>>;
     /// One page of an owner's links.
@@ -106,6 +113,58 @@ pub trait UserStore: Send + Sync + Debug {
     async fn health(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// The short domains of a deployment (the default one is implicit and never stored).
+///
+/// # Contract
+/// - `insert_domain` fails with `Error::Conflict { code: "domain_exists" }` when the host
+///   exists, atomically.
+/// - `update_domain` applies [`DomainPatch::apply`] and returns the domain; `None` for an
+///   unknown host.
+/// - `delete_domain` deletes a domain no link uses, atomically with respect to inserts of
+///   links on it (a link inserted concurrently either makes it `InUse` or fails).
+/// - `list_domains` returns every domain, oldest first.
+#[async_trait]
+pub trait DomainStore: Send + Sync + Debug {
+    /// Every domain, oldest first.
+    async fn list_domains(&self) -> Result<Vec<Domain>>;
+    /// Adds a domain.
+    async fn insert_domain(&self, domain: &Domain) -> Result<()>;
+    /// Changes a domain's redirects.
+    async fn update_domain(&self, host: &str, patch: &DomainPatch) -> Result<Option<Domain>>;
+    /// Deletes a domain no link uses.
+    async fn delete_domain(&self, host: &str) -> Result<DomainDeletion>;
+}
+
+/// Moderation: the host blocklist and abuse reports.
+///
+/// # Contract
+/// - `insert_blocked_host` fails with `Error::Conflict { code: "pattern_exists" }` when
+///   the pattern is listed; `delete_blocked_host` answers whether it deleted one.
+/// - `list_blocked_hosts` returns every pattern, newest first.
+/// - `list_reports` returns the reports of a status ordered by `(created_at, id)`
+///   descending, starting strictly after the cursor; `next_cursor` is set only when more
+///   exist. `set_report_status` returns the changed report, `None` for an unknown id.
+#[async_trait]
+pub trait ModerationStore: Send + Sync + Debug {
+    /// Every blocklist pattern, newest first.
+    async fn list_blocked_hosts(&self) -> Result<Vec<BlockedHost>>;
+    /// Adds a pattern.
+    async fn insert_blocked_host(&self, host: &BlockedHost) -> Result<()>;
+    /// Removes a pattern.
+    async fn delete_blocked_host(&self, id: Uuid) -> Result<bool>;
+    /// Files a report.
+    async fn insert_report(&self, report: &Report) -> Result<()>;
+    /// A page of the reports of one status, newest first.
+    async fn list_reports(
+        &self,
+        status: ReportStatus,
+        limit: u32,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<Report>>;
+    /// Moves a report to another status.
+    async fn set_report_status(&self, id: Uuid, status: ReportStatus) -> Result<Option<Report>>;
 }
 
 /// Click analytics in daily rollups.

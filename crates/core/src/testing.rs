@@ -12,11 +12,13 @@ use crate::error::Error;
 use crate::ids::IdAllocator;
 use crate::limiter::{Quota, RateLimiter};
 use crate::model::{ApiKey, Cursor, Link, LinkPatch, RedirectType, User};
+use crate::model::{BlockedHost, Domain, DomainPatch, Report, ReportReason, ReportStatus};
+use crate::records::DomainDeletion;
 use crate::records::{
     ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Dimension, LinkQuery,
     RefreshTokenRecord, RotateOutcome, Rotation, UserRecord,
 };
-use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
 use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -44,6 +46,9 @@ pub fn sample_link(owner: Option<Uuid>) -> Link {
         max_clicks: None,
         click_count: 0,
         is_active: true,
+        domain: None,
+        blocked: false,
+        blocked_reason: None,
     }
 }
 
@@ -69,19 +74,23 @@ async fn link_round_trip(store: &dyn LinkStore) {
         "get returns what was inserted"
     );
     assert_eq!(
-        store.get_by_code(&link.short_code).await.unwrap().as_ref(),
+        store
+            .get_by_code(None, &link.short_code)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&link),
         "get_by_code"
     );
     assert_eq!(store.get(Uuid::now_v7()).await.unwrap(), None, "unknown id");
     assert_eq!(
-        store.get_by_code(&unique("none")).await.unwrap(),
+        store.get_by_code(None, &unique("none")).await.unwrap(),
         None,
         "unknown code"
     );
     assert_eq!(
         store
-            .get_by_code(&link.short_code.to_uppercase())
+            .get_by_code(None, &link.short_code.to_uppercase())
             .await
             .unwrap(),
         None,
@@ -101,10 +110,16 @@ async fn link_round_trip(store: &dyn LinkStore) {
         }
     }
     // Text no code, tag or title can hold finds nothing, and never fails.
-    assert_eq!(store.get_by_code("a\0b").await.unwrap(), None, "NUL code");
+    assert_eq!(
+        store.get_by_code(None, "a\0b").await.unwrap(),
+        None,
+        "NUL code"
+    );
     let none = store
         .list(&LinkQuery {
-            owner_id: link.owner_id.unwrap_or_default(),
+            owner_id: link.owner_id,
+            domain: None,
+            blocked: None,
             limit: 10,
             cursor: None,
             tag: Some("a\0".into()),
@@ -156,6 +171,8 @@ async fn link_update_and_delete(store: &dyn LinkStore) {
         title: Some(None),
         tags: Some(vec!["gamma".into()]),
         is_active: Some(false),
+        blocked: Some(true),
+        blocked_reason: Some(Some("phishing".into())),
     };
     let updated = store
         .update(link.id, &patch, later)
@@ -189,7 +206,7 @@ async fn link_update_and_delete(store: &dyn LinkStore) {
     );
     assert_eq!(store.get(link.id).await.unwrap(), None, "deleted");
     assert_eq!(
-        store.get_by_code(&link.short_code).await.unwrap(),
+        store.get_by_code(None, &link.short_code).await.unwrap(),
         None,
         "code freed"
     );
@@ -243,7 +260,9 @@ async fn link_listing(store: &dyn LinkStore) {
     newest_first.sort_by_key(|l| std::cmp::Reverse((l.created_at, l.id)));
 
     let query = |limit, cursor, tag: Option<&str>, text: Option<&str>| LinkQuery {
-        owner_id: owner,
+        owner_id: Some(owner),
+        domain: None,
+        blocked: None,
         limit,
         cursor,
         tag: tag.map(Into::into),
@@ -305,7 +324,9 @@ async fn link_listing(store: &dyn LinkStore) {
     assert_eq!(rest.items.len(), 5, "cursor starts strictly after the item");
     let stranger = store
         .list(&LinkQuery {
-            owner_id: Uuid::now_v7(),
+            owner_id: Some(Uuid::now_v7()),
+            domain: None,
+            blocked: None,
             limit: 10,
             cursor: None,
             tag: None,
@@ -314,6 +335,236 @@ async fn link_listing(store: &dyn LinkStore) {
         .await
         .unwrap();
     assert!(stranger.items.is_empty(), "owners see only their links");
+}
+
+/// A domain row with a unique host.
+pub fn sample_domain() -> Domain {
+    Domain {
+        host: format!("{}.example", unique("d")),
+        is_default: false,
+        root_redirect: Some("https://example.com/root".into()),
+        not_found_redirect: None,
+        gone_redirect: None,
+        created_at: stored_precision(Utc::now()),
+    }
+}
+
+/// Checks a [`DomainStore`] against its contract, with links on its domains (so the
+/// store must be a [`LinkStore`] too).
+pub async fn domain_store<S: LinkStore + DomainStore + 'static>(store: Arc<S>) {
+    let domain = sample_domain();
+    store.insert_domain(&domain).await.expect("insert domain");
+    assert!(
+        store.list_domains().await.unwrap().contains(&domain),
+        "listed as inserted"
+    );
+    match store.insert_domain(&domain).await {
+        Err(Error::Conflict {
+            code: "domain_exists",
+            ..
+        }) => {}
+        other => panic!("a second insert of a host must be Conflict(domain_exists), got {other:?}"),
+    }
+    let patch = DomainPatch {
+        root_redirect: Some(None),
+        not_found_redirect: Some(Some("https://example.com/missing".into())),
+        gone_redirect: None,
+    };
+    let mut expected = domain.clone();
+    patch.apply(&mut expected);
+    assert_eq!(
+        store.update_domain(&domain.host, &patch).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.update_domain(&unique("none"), &patch).await.unwrap(),
+        None
+    );
+
+    // Codes are per domain: one code, two domains, two links.
+    let code = unique("launch");
+    let mut on_default = sample_link(Some(Uuid::now_v7()));
+    on_default.short_code = code.clone();
+    let mut on_domain = sample_link(on_default.owner_id);
+    on_domain.short_code = code.clone();
+    on_domain.domain = Some(domain.host.clone());
+    on_domain.original_url = "https://example.org/elsewhere".into();
+    store.insert(&on_default).await.unwrap();
+    store
+        .insert(&on_domain)
+        .await
+        .expect("the same code on another domain is another link");
+    assert_eq!(
+        store.get_by_code(None, &code).await.unwrap(),
+        Some(on_default.clone())
+    );
+    assert_eq!(
+        store.get_by_code(Some(&domain.host), &code).await.unwrap(),
+        Some(on_domain.clone())
+    );
+    let mut twin = sample_link(None);
+    twin.short_code = code.to_uppercase();
+    twin.domain = Some(domain.host.clone());
+    assert!(
+        matches!(
+            store.insert(&twin).await,
+            Err(Error::Conflict {
+                code: "alias_taken",
+                ..
+            })
+        ),
+        "within a domain, codes are unique without regard to case"
+    );
+    let listed = store
+        .list(&LinkQuery {
+            owner_id: on_default.owner_id,
+            domain: Some(Some(domain.host.clone())),
+            blocked: None,
+            limit: 10,
+            cursor: None,
+            tag: None,
+            text: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![on_domain.clone()], "listing by domain");
+    let on_default_only = store
+        .list(&LinkQuery {
+            owner_id: on_default.owner_id,
+            domain: Some(None),
+            blocked: None,
+            limit: 10,
+            cursor: None,
+            tag: None,
+            text: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_default_only.items, vec![on_default.clone()]);
+    let everybody = store
+        .list(&LinkQuery {
+            owner_id: None,
+            domain: Some(Some(domain.host.clone())),
+            blocked: Some(false),
+            limit: 100,
+            cursor: None,
+            tag: None,
+            text: Some(code.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(everybody.items.len(), 1, "every owner's links, filtered");
+
+    assert_eq!(
+        store.delete_domain(&domain.host).await.unwrap(),
+        DomainDeletion::InUse,
+        "a domain with links stays"
+    );
+    store.delete(on_domain.id).await.unwrap();
+    assert_eq!(
+        store.delete_domain(&domain.host).await.unwrap(),
+        DomainDeletion::Deleted
+    );
+    assert!(
+        !store
+            .list_domains()
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.host == domain.host)
+    );
+    assert_eq!(
+        store.delete_domain(&domain.host).await.unwrap(),
+        DomainDeletion::Missing
+    );
+    let mut orphan = sample_link(None);
+    orphan.domain = Some(domain.host.clone());
+    assert!(
+        store.insert(&orphan).await.is_err(),
+        "no link on a domain that doesn't exist"
+    );
+}
+
+/// Checks a [`ModerationStore`] against its contract.
+pub async fn moderation_store(store: Arc<dyn ModerationStore>) {
+    let host = BlockedHost {
+        id: Uuid::now_v7(),
+        pattern: format!("{}.example", unique("evil")),
+        reason: Some("phishing kit".into()),
+        created_at: stored_precision(Utc::now()),
+    };
+    store.insert_blocked_host(&host).await.unwrap();
+    assert!(store.list_blocked_hosts().await.unwrap().contains(&host));
+    let twin = BlockedHost {
+        id: Uuid::now_v7(),
+        ..host.clone()
+    };
+    assert!(matches!(
+        store.insert_blocked_host(&twin).await,
+        Err(Error::Conflict {
+            code: "pattern_exists",
+            ..
+        })
+    ));
+    assert!(store.delete_blocked_host(host.id).await.unwrap());
+    assert!(!store.delete_blocked_host(host.id).await.unwrap());
+    assert!(!store.list_blocked_hosts().await.unwrap().contains(&host));
+
+    let link_id = Uuid::now_v7();
+    let base = stored_precision(Utc::now());
+    let mut filed = Vec::new();
+    for i in 0..5 {
+        let report = Report {
+            id: Uuid::now_v7(),
+            link_id,
+            reason: ReportReason::ALL[i % ReportReason::ALL.len()],
+            details: (i % 2 == 0).then(|| format!("details {i}")),
+            status: ReportStatus::Open,
+            reporter_id: (i % 2 == 1).then(Uuid::now_v7),
+            created_at: base + ChronoDuration::seconds(i as i64),
+        };
+        store.insert_report(&report).await.unwrap();
+        filed.push(report);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_reports(ReportStatus::Open, 2, cursor)
+            .await
+            .unwrap();
+        seen.extend(page.items.into_iter().filter(|r| r.link_id == link_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut newest_first = filed.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "open reports, newest first, by pages");
+    let resolved = store
+        .set_report_status(filed[0].id, ReportStatus::Resolved)
+        .await
+        .unwrap()
+        .expect("known report");
+    assert_eq!(resolved.status, ReportStatus::Resolved);
+    let open = store
+        .list_reports(ReportStatus::Open, 100, None)
+        .await
+        .unwrap();
+    assert!(!open.items.iter().any(|r| r.id == filed[0].id));
+    let done = store
+        .list_reports(ReportStatus::Resolved, 100, None)
+        .await
+        .unwrap();
+    assert!(done.items.iter().any(|r| r.id == filed[0].id));
+    assert_eq!(
+        store
+            .set_report_status(Uuid::now_v7(), ReportStatus::Dismissed)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn link_click_budget(store: Arc<dyn LinkStore>) {

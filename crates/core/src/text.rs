@@ -18,11 +18,29 @@ impl<const N: usize> StackString<N> {
         }
     }
 
+    /// Lower-cases the ASCII letters written so far, in place.
+    pub fn make_ascii_lowercase(&mut self) {
+        self.buf[..self.len].make_ascii_lowercase();
+    }
+
     /// The text written so far.
     pub fn as_str(&self) -> &str {
         // Only whole `&str`s are ever copied in, so this is always valid UTF-8.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
+}
+
+/// Longest piece of a client's input repeated in an error message.
+pub const MAX_EXCERPT: usize = 60;
+
+/// `text` cut to 60 characters (marked when cut): errors name what was wrong
+/// without repeating megabytes of it.
+pub fn excerpt(text: &str) -> String {
+    let mut cut: String = text.chars().take(MAX_EXCERPT).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
 }
 
 impl<const N: usize> Default for StackString<N> {
@@ -61,5 +79,14 @@ mod tests {
         assert_eq!(s.as_str(), "ab12");
         assert!(write!(s, "too long").is_err());
         assert_eq!(s.as_str(), "ab12");
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_marked_when_cut() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "x".repeat(3_000_000);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), MAX_EXCERPT + 1);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -19,9 +19,9 @@ fn invalid_url(field: &'static str, reason: impl Into<String>) -> Error {
 
 /// Validates a destination URL and returns its normalised form.
 ///
-/// `own_host` is the host of this service's `BASE_URL`: links back to it are refused,
-/// since they would loop.
-pub fn validate_url(field: &'static str, raw: &str, own_host: Option<&str>) -> Result<Url> {
+/// `own_hosts` are the hosts of this service (`BASE_URL`'s and every short domain's):
+/// links back to them are refused, since they would loop.
+pub fn validate_url(field: &'static str, raw: &str, own_hosts: &[&str]) -> Result<Url> {
     if raw.len() > MAX_URL_BYTES {
         return Err(invalid_url(
             field,
@@ -58,25 +58,21 @@ pub fn validate_url(field: &'static str, raw: &str, own_host: Option<&str>) -> R
         .host()
         .ok_or_else(|| invalid_url(field, "has no host"))?;
     check_host(&host).map_err(|reason| invalid_url(field, reason))?;
-    if let (Some(own), Host::Domain(domain)) = (own_host, &host) {
-        let domain = domain.trim_end_matches('.');
-        if domain.eq_ignore_ascii_case(own.trim_end_matches('.')) {
-            return Err(invalid_url(
-                field,
-                "points back at this shortener; shorten the destination instead",
-            ));
-        }
-    }
-    if let Some(own) = own_host {
+    let loops = |own: &&str| match &host {
+        Host::Domain(domain) => domain
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(own.trim_end_matches('.')),
         // BASE_URL may itself be an IP literal.
-        if own.trim_matches(|c| c == '[' || c == ']')
-            == host.to_string().trim_matches(|c| c == '[' || c == ']')
-        {
-            return Err(invalid_url(
-                field,
-                "points back at this shortener; shorten the destination instead",
-            ));
+        _ => {
+            own.trim_matches(|c| c == '[' || c == ']')
+                == host.to_string().trim_matches(|c| c == '[' || c == ']')
         }
+    };
+    if own_hosts.iter().any(loops) {
+        return Err(invalid_url(
+            field,
+            "points back at this shortener; shorten the destination instead",
+        ));
     }
     Ok(url)
 }
@@ -205,6 +201,42 @@ fn check_ipv6(ip: Ipv6Addr) -> std::result::Result<(), String> {
     Err(format!("host {ip} is {reason}"))
 }
 
+/// Validates a short domain's host: a lower-case DNS name of at least two labels (an
+/// internationalised name in its `xn--` form), no port, no IP address, not `localhost`.
+pub fn validate_host(field: &'static str, raw: &str) -> Result<String> {
+    let bad = |reason: &str| Error::invalid(field, "invalid_host", reason.to_string());
+    let host = raw.trim();
+    if host.is_empty() || host.len() > 253 {
+        return Err(bad("must be 1 to 253 characters"));
+    }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad("must be in lower case"));
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if labels.len() < 2 || !labels.iter().all(label_ok) {
+        return Err(bad(
+            "must be a DNS name like go.example.com: labels of letters, digits and '-', no port",
+        ));
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad("must be a name, not an IP address"));
+    }
+    if BLOCKED_NAMES.contains(&host) || BLOCKED_SUFFIXES.iter().any(|s| host.ends_with(s)) {
+        return Err(bad("must be a public name"));
+    }
+    Ok(host.to_string())
+}
+
 /// Validates an email address (a pragmatic check: one `@`, a dotted domain, no spaces).
 pub fn validate_email(raw: &str) -> Result<String> {
     let email = raw.trim();
@@ -323,7 +355,7 @@ mod tests {
 
     fn refused(url: &str) -> bool {
         matches!(
-            validate_url("original_url", url, Some("sho.rt")),
+            validate_url("original_url", url, &["sho.rt", "go.example.com"]),
             Err(Error::Invalid {
                 code: "invalid_url",
                 ..
@@ -333,7 +365,7 @@ mod tests {
 
     #[test]
     fn accepts_public_urls_and_normalises() {
-        let u = validate_url("original_url", "https://Example.com", None).unwrap();
+        let u = validate_url("original_url", "https://Example.com", &[]).unwrap();
         assert_eq!(u.as_str(), "https://example.com/");
         for ok in [
             "http://example.com/a?b=c#d",
@@ -342,7 +374,7 @@ mod tests {
             "http://[2606:4700:4700::1111]/",
             "https://xn--nxasmq6b.com/",
         ] {
-            assert!(validate_url("original_url", ok, None).is_ok(), "{ok}");
+            assert!(validate_url("original_url", ok, &[]).is_ok(), "{ok}");
         }
     }
 
@@ -396,6 +428,7 @@ mod tests {
             "http://intranet/",
             "https://sho.rt/abc",
             "https://SHO.RT./abc",
+            "https://go.example.com/abc",
         ] {
             assert!(refused(bad), "{bad} should be refused");
         }
@@ -405,12 +438,41 @@ mod tests {
 
     #[test]
     fn errors_name_field_and_reason() {
-        let err = validate_url("original_url", "http://10.1.2.3/", None).unwrap_err();
+        let err = validate_url("original_url", "http://10.1.2.3/", &[]).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("original_url") && text.contains("private"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn hosts_of_short_domains() {
+        for ok in [
+            "go.example.com",
+            "sho.rt",
+            "xn--bcher-kva.example",
+            "a-b.c9",
+        ] {
+            assert_eq!(validate_host("host", ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            "Go.Example.com",
+            "localhost",
+            "sho",
+            "sho.rt:8080",
+            "1.2.3.4",
+            "[::1]",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "printer.local",
+            "über.de",
+            "a_b.com",
+        ] {
+            assert!(validate_host("host", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -465,8 +527,8 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(s in ".{0,300}") {
-            let _ = validate_url("original_url", &s, Some("sho.rt"));
-            let _ = validate_url("original_url", &format!("http://{s}"), None);
+            let _ = validate_url("original_url", &s, &["sho.rt"]);
+            let _ = validate_url("original_url", &format!("http://{s}"), &[]);
             let _ = validate_email(&s);
         }
 

@@ -23,6 +23,16 @@ async fn memory_analytics_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_domain_store() {
+    testing::domain_store(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_moderation_store() {
+    testing::moderation_store(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_cache() {
     testing::cache(Arc::new(MemoryCache::new())).await;
 }

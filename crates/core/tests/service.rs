@@ -3,8 +3,9 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use hoplink::memory::{MemoryCache, MemoryEventBus, MemoryStore};
 use hoplink::{
-    AnalyticsConfig, Error, GoneReason, LimitScope, LinkPatch, ListOptions, ManualClock, NewLink,
-    Principal, QrContent, QrFormat, Quota, RateLimits, RedirectType, Shortener, Visit,
+    AnalyticsConfig, DomainPatch, Error, GoneReason, LimitScope, LinkPatch, ListOptions,
+    ManualClock, NewLink, Principal, QrContent, QrFormat, Quota, RateLimits, RedirectType,
+    ReportReason, ReportStatus, Shortener, Visit,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ fn shortener() -> Shortener {
 
 fn click<'a>(ua: &'a str, ip: &str) -> Visit<'a> {
     Visit {
+        host: None,
         client_ip: Some(ip.parse::<IpAddr>().unwrap()),
         user_agent: Some(ua),
         referrer: Some("https://news.example.com/item"),
@@ -64,7 +66,7 @@ async fn shorten_and_resolve() {
         .unwrap();
     assert_eq!(link.short_code.len(), 7);
     assert_eq!(
-        s.short_url(&link.short_code),
+        s.short_url(None, &link.short_code),
         format!("https://sho.rt/{}", link.short_code)
     );
     assert_eq!(link.redirect_type, RedirectType::Found);
@@ -374,7 +376,7 @@ async fn ownership_is_enforced_and_hidden() {
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        s.analytics_summary(&bob, &link.short_code, 30).await,
+        s.analytics_summary(&bob, None, &link.short_code, 30).await,
         Err(Error::NotFound { .. })
     ));
     let anonymous = s
@@ -498,13 +500,19 @@ async fn analytics_summary_counts_humans_bots_and_uniques() {
     }
     s.resolve(&link.short_code, &head()).await.unwrap();
     // Eventually consistent: poll, as a client would.
-    let mut summary = s.analytics_summary(&me, &link.short_code, 7).await.unwrap();
+    let mut summary = s
+        .analytics_summary(&me, None, &link.short_code, 7)
+        .await
+        .unwrap();
     for _ in 0..100 {
         if summary.total_clicks + summary.bot_clicks == 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        summary = s.analytics_summary(&me, &link.short_code, 7).await.unwrap();
+        summary = s
+            .analytics_summary(&me, None, &link.short_code, 7)
+            .await
+            .unwrap();
     }
     assert_eq!(summary.total_clicks, 4);
     assert_eq!(summary.bot_clicks, 1);
@@ -534,15 +542,15 @@ async fn analytics_summary_counts_humans_bots_and_uniques() {
         "click_count counts humans"
     );
     assert!(matches!(
-        s.analytics_summary(&me, &link.short_code, 0).await,
+        s.analytics_summary(&me, None, &link.short_code, 0).await,
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        s.analytics_summary(&me, &link.short_code, 366).await,
+        s.analytics_summary(&me, None, &link.short_code, 366).await,
         Err(Error::Invalid { .. })
     ));
     assert_eq!(
-        s.analytics_summary(&me, &link.short_code, 365)
+        s.analytics_summary(&me, None, &link.short_code, 365)
             .await
             .unwrap()
             .clicks_by_day
@@ -574,7 +582,10 @@ async fn shutdown_drains_every_buffered_click() {
     }
     s.shutdown().await;
     s.shutdown().await;
-    let summary = s.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    let summary = s
+        .analytics_summary(&me, None, &link.short_code, 1)
+        .await
+        .unwrap();
     assert_eq!(
         summary.total_clicks, 1234,
         "nothing lost by a graceful shutdown"
@@ -657,7 +668,10 @@ async fn replayed_events_are_counted_once() {
         bus.publish(std::slice::from_ref(&event)).await.unwrap();
     }
     s.shutdown().await;
-    let summary = s.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    let summary = s
+        .analytics_summary(&me, None, &link.short_code, 1)
+        .await
+        .unwrap();
     assert_eq!(summary.total_clicks, 1);
     assert_eq!(s.stats().clicks_duplicate, 2);
     assert_eq!(s.get_link(&me, link.id).await.unwrap().click_count, 1);
@@ -804,7 +818,10 @@ async fn qr_codes() {
         .unwrap();
     let png = s
         .qr_code(
-            QrContent::ShortCode(link.short_code.clone()),
+            QrContent::Link {
+                domain: None,
+                short_code: link.short_code.clone(),
+            },
             QrFormat::Png,
             256,
         )
@@ -812,13 +829,27 @@ async fn qr_codes() {
         .unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let svg = s
-        .qr_code(QrContent::ShortCode(link.short_code), QrFormat::Svg, 512)
+        .qr_code(
+            QrContent::Link {
+                domain: None,
+                short_code: link.short_code,
+            },
+            QrFormat::Svg,
+            512,
+        )
         .await
         .unwrap();
     assert!(String::from_utf8(svg).unwrap().contains("<svg"));
     assert!(matches!(
-        s.qr_code(QrContent::ShortCode("missing1".into()), QrFormat::Png, 256)
-            .await,
+        s.qr_code(
+            QrContent::Link {
+                domain: None,
+                short_code: "missing1".into()
+            },
+            QrFormat::Png,
+            256
+        )
+        .await,
         Err(Error::NotFound { .. })
     ));
     assert!(
@@ -1139,6 +1170,7 @@ async fn a_click_keeps_little_of_what_the_visitor_sent() {
     for i in 0..30 {
         let referrer = format!("https://site{i}.example.com/{}", "p".repeat(97 * 1024));
         let visit = Visit {
+            host: None,
             client_ip: Some("203.0.113.9".parse().unwrap()),
             user_agent: Some(&long_agent),
             referrer: Some(&referrer),
@@ -1148,7 +1180,10 @@ async fn a_click_keeps_little_of_what_the_visitor_sent() {
         s.resolve(&link.short_code, &visit).await.unwrap();
     }
     s.shutdown().await;
-    let summary = s.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    let summary = s
+        .analytics_summary(&me, None, &link.short_code, 1)
+        .await
+        .unwrap();
     assert_eq!(summary.total_clicks, 30);
     // Ten hosts, and the other twenty summed up.
     assert_eq!(
@@ -1162,5 +1197,121 @@ async fn a_click_keeps_little_of_what_the_visitor_sent() {
     assert!(
         summary.top_referrers.iter().all(|r| r.value.len() < 40),
         "hosts, never whole referrers"
+    );
+}
+
+#[tokio::test]
+async fn embedders_run_domains_and_moderation_through_the_service() {
+    let s = Shortener::builder()
+        .base_url("https://sho.rt")
+        .admin_emails(["Boss@Example.com"])
+        .analytics(fast_analytics())
+        .build()
+        .unwrap();
+    let boss = user(&s, "boss@example.com").await;
+    let someone = user(&s, "someone@example.com").await;
+    assert!(matches!(
+        s.add_domain(&someone, "go.example.com", DomainPatch::default())
+            .await,
+        Err(Error::Forbidden { .. })
+    ));
+    let domain = s
+        .add_domain(
+            &boss,
+            "go.example.com",
+            DomainPatch {
+                not_found_redirect: Some(Some("https://example.com/missing".into())),
+                ..DomainPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(domain.host, "go.example.com");
+    let on_domain = s
+        .shorten(
+            NewLink {
+                custom_alias: Some("launch".into()),
+                domain: Some("Go.Example.com".into()),
+                ..NewLink::new("https://example.org/there")
+            },
+            Some(&someone),
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_domain.domain.as_deref(), Some("go.example.com"));
+    assert_eq!(s.link_url(&on_domain), "https://go.example.com/launch");
+    let visit = |host| Visit {
+        host: Some(host),
+        ..Visit::default()
+    };
+    let there = s
+        .resolve("launch", &visit("go.example.com:443"))
+        .await
+        .unwrap();
+    assert_eq!(there.location(), "https://example.org/there");
+    let fallback = s
+        .resolve("nothing", &visit("go.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (fallback.location(), fallback.short_code()),
+        ("https://example.com/missing", None)
+    );
+    assert!(matches!(
+        s.resolve("launch", &visit("sho.rt")).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let blocked = s
+        .block_link(&boss, on_domain.id, true, Some("phishing"))
+        .await
+        .unwrap();
+    assert!(blocked.blocked);
+    assert!(matches!(
+        s.resolve("launch", &visit("go.example.com")).await,
+        Err(Error::Gone {
+            reason: GoneReason::Blocked
+        })
+    ));
+    let plain = s
+        .shorten(NewLink::new("https://bad.example/x"), None)
+        .await
+        .unwrap();
+    s.block_host(&boss, "bad.example", None).await.unwrap();
+    assert!(matches!(
+        s.resolve(&plain.short_code, &head()).await,
+        Err(Error::Gone {
+            reason: GoneReason::Blocked
+        })
+    ));
+    assert!(matches!(
+        s.shorten(NewLink::new("https://www.bad.example/y"), None)
+            .await,
+        Err(Error::Invalid {
+            code: "blocked_url",
+            ..
+        })
+    ));
+    let report = s
+        .report(
+            None,
+            "https://go.example.com/launch",
+            ReportReason::Phishing,
+            Some("fake bank"),
+        )
+        .await
+        .unwrap();
+    let open = s
+        .reports(&boss, ReportStatus::Open, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(open.items.len(), 1);
+    assert_eq!(
+        (open.items[0].0.id, open.items[0].1.id),
+        (report.id, on_domain.id)
+    );
+    assert_eq!(
+        s.unclaimed_admin_emails().await.unwrap(),
+        Vec::<String>::new()
     );
 }

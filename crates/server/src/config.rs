@@ -197,6 +197,15 @@ pub struct Config {
     /// tabs refreshing at once); past it, presenting it again revokes the login.
     #[arg(long, env = "REFRESH_REUSE_GRACE", default_value = "10")]
     pub refresh_reuse_grace: u64,
+    /// Comma-separated emails of administrators: they manage domains, the blocklist,
+    /// reports and every owner's links. There is no email verification, so register
+    /// these accounts before anyone else can.
+    #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
+    /// A file of blocked host patterns, one per line (`#` comments), read at start and
+    /// again on `SIGHUP`; added to those of the API.
+    #[arg(long, env = "BLOCKLIST_FILE")]
+    pub blocklist_file: Option<std::path::PathBuf>,
     /// Comma-separated origins (`https://app.example.com`) whose browser scripts may call
     /// the API; `*` allows any. Empty: no cross-origin access.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -240,6 +249,8 @@ impl std::fmt::Debug for Config {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("admin_emails", &self.admin_emails)
+            .field("blocklist_file", &self.blocklist_file)
             .finish()
     }
 }

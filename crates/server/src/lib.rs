@@ -179,6 +179,7 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
     builder = builder
         .base_url(config.base_url.clone())
         .reserved_aliases(routes::reserved_names())
+        .admin_emails(&config.admin_emails)
         .refresh_grace(Duration::from_secs(config.refresh_reuse_grace))
         .rate_limits(config.rate_limits())
         .analytics(AnalyticsConfig {
@@ -280,6 +281,26 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         spec: serde_json::from_str(&document).unwrap_or_default(),
         document,
     });
+    if let Some(path) = &state.config.blocklist_file {
+        let count = load_blocklist_file(&state.shortener, path)
+            .map_err(|e| StartError::Config(format!("BLOCKLIST_FILE: {e}")))?;
+        tracing::info!(path = %path.display(), count, "blocklist file read; SIGHUP reads it again");
+        tokio::spawn(reload_blocklist_on_hangup(
+            state.shortener.clone(),
+            path.clone(),
+        ));
+    }
+    match state.shortener.unclaimed_admin_emails().await {
+        Ok(unclaimed) => {
+            for email in unclaimed {
+                tracing::warn!(
+                    %email,
+                    "ADMIN_EMAILS names an address with no account yet: whoever registers it first becomes an administrator; register it now"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check ADMIN_EMAILS against the accounts"),
+    }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(StartError::Bind)?;
@@ -299,6 +320,41 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Reads a blocklist file (one host pattern per line, `#` comments) into the service.
+fn load_blocklist_file(shortener: &Shortener, path: &std::path::Path) -> Result<usize, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let patterns = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty());
+    shortener
+        .set_file_blocklist(patterns)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads the blocklist file again on every `SIGHUP`; a file that can't be read leaves
+/// the patterns as they were.
+async fn reload_blocklist_on_hangup(shortener: Shortener, path: std::path::PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the blocklist file is read at start only");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match load_blocklist_file(&shortener, &path) {
+                Ok(count) => tracing::info!(count, "blocklist file read again"),
+                Err(e) => {
+                    tracing::error!(error = %e, "blocklist file not read; keeping the patterns in use")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (shortener, path);
 }
 
 /// Sets up logging (`RUST_LOG` filters, default `info`).

@@ -88,6 +88,9 @@ pub enum ApiError {
     /// Missing or invalid credentials.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// Known, but not allowed (administrators only).
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// Not found, or not yours.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -128,6 +131,7 @@ impl ApiError {
         match problem.status {
             400 => ApiError::BadRequest(Json(problem)),
             401 => ApiError::Unauthorized(Json(problem), WWW_AUTHENTICATE.into()),
+            403 => ApiError::Forbidden(Json(problem)),
             404 => ApiError::NotFound(Json(problem)),
             409 => ApiError::Conflict(Json(problem)),
             413 => ApiError::PayloadTooLarge(Json(problem)),
@@ -153,6 +157,7 @@ pub fn problem_of(error: &Error) -> Problem {
                 GoneReason::Expired => "the link has expired",
                 GoneReason::Disabled => "the link is disabled",
                 GoneReason::ClickLimitReached => "the link reached its click limit",
+                GoneReason::Blocked => "the link is blocked for abuse",
             };
             Problem::new(StatusCode::GONE, reason.as_str(), detail)
         }
@@ -179,6 +184,9 @@ pub fn problem_of(error: &Error) -> Problem {
                 ceil_secs(*retry_after)
             ),
         ),
+        Error::Forbidden { .. } => {
+            Problem::new(StatusCode::FORBIDDEN, "forbidden", "administrators only")
+        }
         Error::Unauthorized { .. } => Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -319,7 +327,7 @@ pub fn problem_response_of_poem_error(
                 "bad_request",
                 format!(
                     "the body does not fit the operation's schema ({})",
-                    diagnose::echo(&e.reason)
+                    hoplink::excerpt(&e.reason)
                 ),
             ),
         }
@@ -354,7 +362,7 @@ pub fn problem_response_of_poem_error(
             ContentTypeError::ExpectContentType => "send the body as application/json".to_string(),
             ContentTypeError::NotSupported { content_type } => format!(
                 "{} is not supported; send application/json",
-                diagnose::echo(content_type)
+                hoplink::excerpt(content_type)
             ),
         };
         return Problem::new(
@@ -392,7 +400,7 @@ pub fn problem_response_of_poem_error(
         match status {
             StatusCode::NOT_FOUND => "no such route".to_string(),
             StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_string(),
-            _ => diagnose::echo(&message),
+            _ => hoplink::excerpt(&message),
         }
     };
     let extra = if status == StatusCode::UNAUTHORIZED {

@@ -13,11 +13,29 @@ use std::net::SocketAddr;
 
 const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
 
+/// `GET /` on a host: its domain's root redirect, the dashboard on the default domain.
+pub(crate) async fn root(state: &AppState, host: Option<&str>) -> Response {
+    match state.shortener.root_redirect(host).await {
+        Ok(Some(url)) => match HeaderValue::from_str(&url) {
+            Ok(location) => Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, location)
+                .header(header::CACHE_CONTROL, PRIVATE_NO_CACHE)
+                .finish(),
+            Err(_) => problem_of(&hoplink::Error::backend("store", "unusable root redirect"))
+                .into_response_with(&[]),
+        },
+        Ok(None) => problem_of(&hoplink::Error::NotFound { what: "page" }).into_response_with(&[]),
+        Err(e) => problem_of(&e).into_response_with(&[]),
+    }
+}
+
 /// The redirect itself: flood guard, resolve (which hands the click over), answer.
 pub(crate) async fn respond(
     state: &AppState,
     method: &Method,
     path: &str,
+    host: Option<&str>,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Response {
@@ -55,6 +73,7 @@ pub(crate) async fn respond(
         _ => None,
     };
     let visit = Visit {
+        host,
         client_ip: ip,
         user_agent: text(&header::USER_AGENT),
         referrer: text(&header::REFERER),

@@ -16,6 +16,8 @@ use poem::http::Method;
 pub enum Handler {
     /// `GET|HEAD /{short_code}`: answered from hyper's request, the hot path.
     Redirect,
+    /// `GET /`: the domain's root redirect.
+    Root,
     /// An operation of the OpenAPI service (poem-openapi).
     Api,
     /// A plain page answered from hyper's request.
@@ -208,6 +210,104 @@ pub static ROUTES: &[Route] = &[
         handler: Handler::Api,
     },
     Route {
+        path: "/api/v1/domains",
+        operations: &[
+            op(Method::GET, &[401, 429, 503]),
+            op(Method::POST, &[400, 401, 403, 409, 413, 415, 422, 429, 503]),
+        ],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/domains/{host}",
+        operations: &[
+            op(
+                Method::PATCH,
+                &[400, 401, 403, 404, 413, 415, 422, 429, 503],
+            ),
+            op(Method::DELETE, &[401, 403, 404, 409, 422, 429, 503]),
+        ],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/admin/links",
+        operations: &[op(Method::GET, &[401, 403, 422, 429, 503])],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/admin/links/{id}",
+        operations: &[op(
+            Method::PATCH,
+            &[400, 401, 403, 404, 413, 415, 422, 429, 503],
+        )],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/admin/blocklist",
+        operations: &[
+            op(Method::GET, &[401, 403, 429, 503]),
+            op(Method::POST, &[400, 401, 403, 409, 413, 415, 422, 429, 503]),
+        ],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/admin/blocklist/{id}",
+        operations: &[op(Method::DELETE, &[401, 403, 404, 422, 429, 503])],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/reports",
+        operations: &[op(Method::POST, &[400, 401, 404, 413, 415, 422, 429, 503])],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/admin/reports",
+        operations: &[op(Method::GET, &[401, 403, 422, 429, 503])],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/admin/reports/{id}",
+        operations: &[op(
+            Method::PATCH,
+            &[400, 401, 403, 404, 413, 415, 422, 429, 503],
+        )],
+        scope: Scope::Api,
+        cost: Cost::One,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/",
+        operations: &[op(Method::GET, &[404, 503]), op(Method::HEAD, &[404, 503])],
+        scope: Scope::Unlimited,
+        cost: Cost::One,
+        credentials: false,
+        handler: Handler::Root,
+    },
+    Route {
         path: "/api/v1/health",
         operations: &[op(Method::GET, &[])],
         scope: Scope::Unlimited,
@@ -305,7 +405,7 @@ pub fn find(path: &str) -> Option<usize> {
     let rest = path.strip_prefix('/')?;
     if !rest.contains('/') {
         if rest.is_empty() {
-            return None;
+            return ROUTES.iter().position(|r| r.path == "/");
         }
         // A route's own page, or the first segment of a longer route (`/api`): no code.
         for (i, route) in ROUTES.iter().enumerate() {
@@ -330,7 +430,7 @@ pub fn reserved_names() -> Vec<&'static str> {
         .iter()
         .filter_map(|r| {
             let first = r.path[1..].split('/').next()?;
-            (!first.starts_with('{')).then_some(first)
+            (!first.is_empty() && !first.starts_with('{')).then_some(first)
         })
         .collect();
     names.sort_unstable();
@@ -361,8 +461,12 @@ mod tests {
             path_of("/api/v1/analytics/abc/summary"),
             Some("/api/v1/analytics/{short_code}/summary")
         );
+        assert_eq!(path_of("/"), Some("/"));
+        assert_eq!(
+            path_of("/api/v1/domains/go.example.com"),
+            Some("/api/v1/domains/{host}")
+        );
         for none in [
-            "/",
             "",
             "/api",
             "/api/v1/urls/",

@@ -89,12 +89,14 @@ impl Connection {
                         state,
                         req.method(),
                         req.uri().path(),
+                        host_of(&req),
                         req.headers(),
                         Some(self.peer),
                     )
                     .instrument(span.clone())
                     .await
                 }
+                Handler::Root => redirect::root(state, host_of(&req)).await,
                 Handler::Page(page) => match encoding {
                     Some(encoding) => {
                         compress::page(page(state), route.path, encoding, &state.compressed_pages)
@@ -139,6 +141,14 @@ impl Connection {
         }
         Ok(resp.into())
     }
+}
+
+/// The host a request is for: `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
+fn host_of<B>(req: &hyper::Request<B>) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
 /// 405 with the route's methods in `Allow` (RFC 9110).

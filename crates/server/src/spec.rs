@@ -23,6 +23,12 @@ fn error_response(status: u16) -> Value {
             "missing, invalid or expired credentials",
             None,
         ),
+        403 => (
+            "The caller is not an administrator.",
+            "forbidden",
+            "administrators only",
+            None,
+        ),
         404 => (
             "No such resource, or not yours.",
             "not_found",
@@ -36,7 +42,7 @@ fn error_response(status: u16) -> Value {
             Some("custom_alias"),
         ),
         410 => (
-            "The link expired, was disabled, or used up its clicks.",
+            "The link expired, was disabled, was blocked (`link_blocked`), or used up its clicks.",
             "expired",
             "the link has expired",
             None,
@@ -146,6 +152,21 @@ fn redirect_operation(method: &str) -> Value {
     })
 }
 
+fn root_operation(method: &str) -> Value {
+    json!({
+        "tags": ["Redirect"],
+        "summary": "The home page of a short domain",
+        "description": "Redirects to the domain's `root_redirect`; without one, the default domain redirects to the dashboard (`/app/`) and other domains answer 404.",
+        "operationId": format!("root_{method}"),
+        "responses": {
+            "302": {
+                "description": "To the domain's root redirect, or the dashboard",
+                "headers": {"Location": {"description": "Where", "required": true, "schema": {"type": "string"}}}
+            }
+        }
+    })
+}
+
 /// Whether a response is one of the generated catch-all problem answers.
 fn is_problem(response: &Value) -> bool {
     response
@@ -204,15 +225,18 @@ fn media_schemas(content: Option<&Value>) -> Vec<Value> {
 pub fn complete(generated: &str) -> String {
     let mut doc: Value = serde_json::from_str(generated).unwrap_or_else(|_| json!({}));
     for route in ROUTES {
-        if let Handler::Redirect = route.handler {
-            let mut item = Map::new();
-            for op in route.operations {
-                let method = op.method.as_str().to_ascii_lowercase();
-                let operation = redirect_operation(&method);
-                item.insert(method, operation);
-            }
-            doc["paths"][route.path] = Value::Object(item);
+        let describe = match route.handler {
+            Handler::Redirect => redirect_operation,
+            Handler::Root => root_operation,
+            _ => continue,
+        };
+        let mut item = Map::new();
+        for op in route.operations {
+            let method = op.method.as_str().to_ascii_lowercase();
+            let operation = describe(&method);
+            item.insert(method, operation);
         }
+        doc["paths"][route.path] = Value::Object(item);
     }
     // Each operation's own error statuses, from the table.
     for route in ROUTES {
@@ -351,7 +375,9 @@ fn mark_optional_nullable(schema: &mut Value) {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(properties) = schema["properties"].as_object_mut() {
+    // `get_mut`, not indexing: indexing would add `"properties": null` to every schema
+    // without properties (an inlined enum), which is no valid schema.
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for (name, property) in properties.iter_mut() {
             // References (bare or in `allOf`) are objects left out when absent, never null.
             let reference = property.get("$ref").is_some() || property.get("allOf").is_some();

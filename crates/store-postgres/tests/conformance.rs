@@ -7,6 +7,7 @@
 use hoplink::{AnalyticsConfig, NewLink, Principal, Shortener, Visit};
 use hoplink_postgres::{PgSettings, PgStore};
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +59,106 @@ async fn conformance_suite() {
     hoplink::testing::link_store(store.clone()).await;
     hoplink::testing::user_store(store.clone()).await;
     hoplink::testing::analytics_store(store.clone()).await;
+    hoplink::testing::domain_store(store.clone()).await;
+    hoplink::testing::moderation_store(store.clone()).await;
     hoplink::testing::id_allocator(store.clone()).await;
+    drop_schema(&store, &schema).await;
+}
+
+/// An existing deployment upgraded in place: the schema of the previous release (the
+/// first two migrations) with links, case twins made before codes were folded, a deleted
+/// link and clicks in it; then this release migrates it. Every link stays on the default
+/// domain with its clicks, codes stay taken, and domains work at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrading_a_schema_with_data_keeps_every_link_on_the_default_domain() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let old = sqlx::PgPool::connect_with(options).await.unwrap();
+    let previous = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(hoplink_postgres::MIGRATOR.migrations[..2].to_vec()),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    previous
+        .run(&old)
+        .await
+        .expect("the previous release's schema");
+    // What the previous release wrote: two case twins from before case folding (so
+    // inserted directly, without the reservation trigger's check), links with clicks.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(
+        "ALTER TABLE links DISABLE TRIGGER links_reserve_code;
+         INSERT INTO links (id, short_code, original_url, tags, redirect_type, created_at, updated_at)
+         VALUES ('00000000-0000-7000-8000-000000000001', 'CaseTest', 'https://example.com/a', '{}', 302, now(), now()),
+                ('00000000-0000-7000-8000-000000000002', 'casetest', 'https://example.com/b', '{}', 302, now(), now());
+         ALTER TABLE links ENABLE TRIGGER links_reserve_code;
+         INSERT INTO reserved_codes (folded) VALUES ('casetest') ON CONFLICT DO NOTHING;
+         INSERT INTO links (id, short_code, original_url, tags, redirect_type, created_at, updated_at, click_count)
+         VALUES ('00000000-0000-7000-8000-000000000003', 'older01', 'https://example.com/c', '{}', 301, now(), now(), 7);
+         INSERT INTO links (id, short_code, original_url, tags, redirect_type, created_at, updated_at)
+         VALUES ('00000000-0000-7000-8000-000000000004', 'gone001', 'https://example.com/d', '{}', 302, now(), now());
+         DELETE FROM links WHERE short_code = 'gone001';
+         INSERT INTO daily_rollups (link_id, day, clicks) VALUES ('00000000-0000-7000-8000-000000000003', current_date, 7);",
+    ))
+    .execute(&old)
+    .await
+    .expect("data of the previous release");
+    old.close().await;
+
+    let store = Arc::new(connect(&url, &schema).await);
+    let (applied,): (i64,) = sqlx::query_as("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied as usize,
+        hoplink_postgres::MIGRATOR.migrations.len()
+    );
+    use hoplink::{AnalyticsStore, DomainStore, LinkStore};
+    for code in ["CaseTest", "casetest", "older01"] {
+        let link = store.get_by_code(None, code).await.unwrap();
+        let link = link.unwrap_or_else(|| panic!("{code} survived the upgrade"));
+        assert_eq!(link.domain, None, "{code} is on the default domain");
+        assert!(!link.blocked);
+    }
+    let older = store.get_by_code(None, "older01").await.unwrap().unwrap();
+    assert_eq!(older.click_count, 7);
+    let today = chrono::Utc::now().date_naive();
+    let window = store.rollups(older.id, today, today).await.unwrap();
+    assert_eq!(window.days[0].clicks, 7, "clicks kept");
+    // The deleted code and the twins' folded code stay taken.
+    for code in ["gone001", "CASETEST"] {
+        let mut link = hoplink::testing::sample_link(None);
+        link.short_code = code.into();
+        assert!(
+            matches!(
+                store.insert(&link).await,
+                Err(hoplink::Error::Conflict { .. })
+            ),
+            "{code} stays taken"
+        );
+    }
+    // Domains work on the upgraded schema: the same code on another domain.
+    let domain = hoplink::testing::sample_domain();
+    store.insert_domain(&domain).await.unwrap();
+    let mut elsewhere = hoplink::testing::sample_link(None);
+    elsewhere.short_code = "older01".into();
+    elsewhere.domain = Some(domain.host.clone());
+    store.insert(&elsewhere).await.unwrap();
+    assert_eq!(
+        store
+            .get_by_code(Some(&domain.host), "older01")
+            .await
+            .unwrap()
+            .map(|l| l.id),
+        Some(elsewhere.id)
+    );
     drop_schema(&store, &schema).await;
 }
 
@@ -193,7 +293,10 @@ async fn shortener_on_postgres_end_to_end() {
     }
     a.shutdown().await;
     b.shutdown().await;
-    let summary = a.analytics_summary(&me, &link.short_code, 7).await.unwrap();
+    let summary = a
+        .analytics_summary(&me, None, &link.short_code, 7)
+        .await
+        .unwrap();
     assert_eq!((summary.total_clicks, summary.unique_visitors), (5, 1));
     assert_eq!(a.get_link(&me, link.id).await.unwrap().click_count, 5);
     let pair = a.login("PG@example.com", "password123").await.unwrap();

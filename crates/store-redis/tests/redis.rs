@@ -85,6 +85,7 @@ async fn hot_links_outlive_their_ttl_and_an_edit_fences_off_stale_fills() {
             expires_at: None,
             max_clicks: None,
             is_active: true,
+            blocked: false,
         }))
     };
     // Read 10 times within its 700 ms TTL: hot, so it stays past that TTL.
@@ -371,7 +372,10 @@ async fn clicks_through_redis_streams_are_counted_exactly_once() {
     b.shutdown().await;
     let recorded = a.stats().clicks_recorded + b.stats().clicks_recorded;
     assert_eq!(recorded, 300);
-    let summary = a.analytics_summary(&me, &link.short_code, 1).await.unwrap();
+    let summary = a
+        .analytics_summary(&me, None, &link.short_code, 1)
+        .await
+        .unwrap();
     assert_eq!(
         summary.total_clicks, 300,
         "every click once, from both instances"

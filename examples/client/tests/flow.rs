@@ -57,6 +57,7 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
         .create_link(&types::NewLinkBody {
             original_url: "https://example.com/generated".parse().unwrap(),
             custom_alias: None,
+            domain: None,
             expires_at: None,
             max_clicks: None,
             redirect_type: None,
@@ -102,6 +103,7 @@ async fn shorten_redirect_analytics_with_the_generated_client() {
             .analytics_summary(
                 &link.short_code.parse().unwrap(),
                 Some(std::num::NonZeroU64::MIN),
+                None,
             )
             .await
             .unwrap()

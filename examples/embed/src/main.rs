@@ -43,7 +43,7 @@ async fn shorten(Data(s): Data<&Shortener>, Json(body): Json<Shorten>) -> Respon
     match s.shorten(NewLink::new(body.url), Some(&owner())).await {
         Ok(link) => (
             StatusCode::CREATED,
-            Json(serde_json::json!({"code": link.short_code, "short_url": s.short_url(&link.short_code)})),
+            Json(serde_json::json!({"code": link.short_code, "short_url": s.link_url(&link)})),
         )
             .into_response(),
         Err(e) => error(e),
@@ -70,7 +70,7 @@ async fn go(Data(s): Data<&Shortener>, Path(code): Path<String>, req: &poem::Req
 
 #[handler]
 async fn clicks(Data(s): Data<&Shortener>, Path(code): Path<String>) -> Response {
-    match s.analytics_summary(&owner(), &code, 30).await {
+    match s.analytics_summary(&owner(), None, &code, 30).await {
         Ok(summary) => {
             Json(serde_json::json!({"code": code, "clicks": summary.total_clicks})).into_response()
         }

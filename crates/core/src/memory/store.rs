@@ -1,11 +1,13 @@
 use super::{read, write};
 use crate::error::{Error, Result};
 use crate::model::{ApiKey, Link, LinkPatch, Page, User, ValueCount};
+use crate::model::{BlockedHost, Cursor, Domain, DomainPatch, Report, ReportStatus};
 use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
     RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
-use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use crate::records::{DomainDeletion, cache_key};
+use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeSet;
@@ -44,12 +46,17 @@ impl Default for MemoryStore {
 #[derive(Debug, Default)]
 struct LinkState {
     by_id: HashMap<Uuid, Link>,
-    /// Live links by their exact code.
+    /// Live links by their exact [`cache_key`] (domain and code).
     by_code: HashMap<String, Uuid>,
-    /// Every code ever taken, live or deleted, in lower case: codes are never given twice.
+    /// Every key ever taken, live or deleted, in lower case: codes are never given twice.
     taken: HashSet<String>,
     by_owner: HashMap<Uuid, BTreeSet<(DateTime<Utc>, Uuid)>>,
-    /// Event ids already recorded (de-duplication).
+    /// Every link, for listings of all owners.
+    all: BTreeSet<(DateTime<Utc>, Uuid)>,
+    /// The domains besides the default, and how many links each has.
+    domains: Vec<(Domain, usize)>,
+    blocked_hosts: Vec<BlockedHost>,
+    reports: HashMap<Uuid, Report>,
     /// Event ids recorded, newest generation first.
     seen_events: [std::collections::HashSet<Uuid, EventIdHashing>; 2],
     days: HashMap<(Uuid, NaiveDate), DayStats>,
@@ -182,6 +189,11 @@ impl MemoryStore {
 }
 
 fn matches(link: &Link, query: &LinkQuery, text: Option<&str>) -> bool {
+    if query.domain.as_ref().is_some_and(|d| *d != link.domain)
+        || query.blocked.is_some_and(|b| b != link.blocked)
+    {
+        return false;
+    }
     if let Some(tag) = &query.tag
         && !link.tags.iter().any(|t| t == tag)
     {
@@ -204,7 +216,8 @@ fn matches(link: &Link, query: &LinkQuery, text: Option<&str>) -> bool {
 impl LinkStore for MemoryStore {
     async fn insert(&self, link: &Link) -> Result<()> {
         let mut state = write(&self.links);
-        let folded = link.short_code.to_ascii_lowercase();
+        let key = cache_key(link.domain.as_deref(), &link.short_code);
+        let folded = key.to_ascii_lowercase();
         if state.taken.contains(&folded) {
             return Err(Error::Conflict {
                 code: "alias_taken",
@@ -217,8 +230,21 @@ impl LinkStore for MemoryStore {
                 format!("duplicate link id {}", link.id),
             ));
         }
+        if let Some(host) = &link.domain {
+            match state.domains.iter_mut().find(|(d, _)| d.host == *host) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    return Err(Error::invalid(
+                        "domain",
+                        "unknown_domain",
+                        format!("{host:?} is not a domain of this deployment"),
+                    ));
+                }
+            }
+        }
         state.taken.insert(folded);
-        state.by_code.insert(link.short_code.clone(), link.id);
+        state.all.insert((link.created_at, link.id));
+        state.by_code.insert(key.into_owned(), link.id);
         if let Some(owner) = link.owner_id {
             state
                 .by_owner
@@ -230,11 +256,11 @@ impl LinkStore for MemoryStore {
         Ok(())
     }
 
-    async fn get_by_code(&self, short_code: &str) -> Result<Option<Link>> {
+    async fn get_by_code(&self, domain: Option<&str>, short_code: &str) -> Result<Option<Link>> {
         let state = read(&self.links);
         Ok(state
             .by_code
-            .get(short_code)
+            .get(cache_key(domain, short_code).as_ref())
             .and_then(|id| state.by_id.get(id))
             .cloned())
     }
@@ -245,11 +271,17 @@ impl LinkStore for MemoryStore {
 
     async fn list(&self, query: &LinkQuery) -> Result<Page<Link>> {
         let state = read(&self.links);
-        let Some(index) = state.by_owner.get(&query.owner_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next_cursor: None,
-            });
+        let index = match query.owner_id {
+            None => &state.all,
+            Some(owner) => match state.by_owner.get(&owner) {
+                Some(index) => index,
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    });
+                }
+            },
         };
         let text = query.text.as_ref().map(|t| t.to_lowercase());
         let limit = query.limit.max(1) as usize;
@@ -296,7 +328,15 @@ impl LinkStore for MemoryStore {
         let Some(link) = state.by_id.remove(&id) else {
             return Ok(None);
         };
-        state.by_code.remove(&link.short_code);
+        state
+            .by_code
+            .remove(cache_key(link.domain.as_deref(), &link.short_code).as_ref());
+        state.all.remove(&(link.created_at, link.id));
+        if let Some(host) = &link.domain
+            && let Some((_, count)) = state.domains.iter_mut().find(|(d, _)| d.host == *host)
+        {
+            *count -= 1;
+        }
         if let Some(owner) = link.owner_id
             && let Some(index) = state.by_owner.get_mut(&owner)
         {
@@ -389,6 +429,127 @@ impl AnalyticsStore for MemoryStore {
             window.breakdowns.push((dim, values));
         }
         Ok(window)
+    }
+}
+
+#[async_trait]
+impl DomainStore for MemoryStore {
+    async fn list_domains(&self) -> Result<Vec<Domain>> {
+        Ok(read(&self.links)
+            .domains
+            .iter()
+            .map(|(d, _)| d.clone())
+            .collect())
+    }
+
+    async fn insert_domain(&self, domain: &Domain) -> Result<()> {
+        let mut state = write(&self.links);
+        if state.domains.iter().any(|(d, _)| d.host == domain.host) {
+            return Err(Error::Conflict {
+                code: "domain_exists",
+                message: format!("domain {:?} exists", domain.host),
+            });
+        }
+        state.domains.push((domain.clone(), 0));
+        Ok(())
+    }
+
+    async fn update_domain(&self, host: &str, patch: &DomainPatch) -> Result<Option<Domain>> {
+        let mut state = write(&self.links);
+        Ok(state
+            .domains
+            .iter_mut()
+            .find(|(d, _)| d.host == host)
+            .map(|(d, _)| {
+                patch.apply(d);
+                d.clone()
+            }))
+    }
+
+    async fn delete_domain(&self, host: &str) -> Result<DomainDeletion> {
+        let mut state = write(&self.links);
+        Ok(
+            match state.domains.iter().position(|(d, _)| d.host == host) {
+                None => DomainDeletion::Missing,
+                Some(i) if state.domains[i].1 > 0 => DomainDeletion::InUse,
+                Some(i) => {
+                    state.domains.remove(i);
+                    DomainDeletion::Deleted
+                }
+            },
+        )
+    }
+}
+
+#[async_trait]
+impl ModerationStore for MemoryStore {
+    async fn list_blocked_hosts(&self) -> Result<Vec<BlockedHost>> {
+        let mut hosts = read(&self.links).blocked_hosts.clone();
+        hosts.sort_by_key(|h| std::cmp::Reverse((h.created_at, h.id)));
+        Ok(hosts)
+    }
+
+    async fn insert_blocked_host(&self, host: &BlockedHost) -> Result<()> {
+        let mut state = write(&self.links);
+        if state
+            .blocked_hosts
+            .iter()
+            .any(|h| h.pattern == host.pattern)
+        {
+            return Err(Error::Conflict {
+                code: "pattern_exists",
+                message: format!("{:?} is on the blocklist", host.pattern),
+            });
+        }
+        state.blocked_hosts.push(host.clone());
+        Ok(())
+    }
+
+    async fn delete_blocked_host(&self, id: Uuid) -> Result<bool> {
+        let mut state = write(&self.links);
+        let before = state.blocked_hosts.len();
+        state.blocked_hosts.retain(|h| h.id != id);
+        Ok(state.blocked_hosts.len() < before)
+    }
+
+    async fn insert_report(&self, report: &Report) -> Result<()> {
+        write(&self.links).reports.insert(report.id, report.clone());
+        Ok(())
+    }
+
+    async fn list_reports(
+        &self,
+        status: ReportStatus,
+        limit: u32,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<Report>> {
+        let state = read(&self.links);
+        let mut reports: Vec<&Report> = state
+            .reports
+            .values()
+            .filter(|r| r.status == status)
+            .filter(|r| cursor.is_none_or(|c| (r.created_at, r.id) < (c.created_at, c.id)))
+            .collect();
+        reports.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        let limit = limit.max(1) as usize;
+        let more = reports.len() > limit;
+        let items: Vec<Report> = reports.into_iter().take(limit).cloned().collect();
+        let next_cursor = if more {
+            items.last().map(|r| Cursor {
+                created_at: r.created_at,
+                id: r.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn set_report_status(&self, id: Uuid, status: ReportStatus) -> Result<Option<Report>> {
+        Ok(write(&self.links).reports.get_mut(&id).map(|r| {
+            r.status = status;
+            r.clone()
+        }))
     }
 }
 

@@ -12,14 +12,21 @@ use crate::ids::IdAllocator;
 use crate::limiter::{RateLimiter, RateLimits};
 use crate::memory::{MemoryEventBus, MemoryIdAllocator, MemoryRateLimiter, MemoryStore};
 use crate::stats::Stats;
-use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::l1::L1Epochs;
+use super::domains::{DOMAINS_CHANGED, DomainIds, DomainTable};
+use super::l1::{L1Epochs, L1Ref};
+use super::moderation::{BLOCKLIST_CHANGED, BlockedSet};
 use super::{Config, Inner, Shortener, Tasks};
+use crate::records::split_cache_key;
+use arc_swap::ArcSwap;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+
 /// Default of [`ShortenerBuilder::refresh_grace`].
 pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
 
@@ -29,6 +36,9 @@ pub struct ShortenerBuilder {
     links: Option<Arc<dyn LinkStore>>,
     users: Option<Arc<dyn UserStore>>,
     analytics: Option<Arc<dyn AnalyticsStore>>,
+    domains: Option<Arc<dyn DomainStore>>,
+    moderation: Option<Arc<dyn ModerationStore>>,
+    admin_emails: HashSet<String>,
     cache: Option<Arc<dyn Cache>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     ids: Option<Arc<dyn IdAllocator>>,
@@ -61,14 +71,45 @@ impl std::fmt::Debug for ShortenerBuilder {
 }
 
 impl ShortenerBuilder {
-    /// One store for links, users and analytics (what a PostgreSQL or memory store is).
+    /// One store for links, users, analytics, domains and moderation (what a PostgreSQL
+    /// or memory store is).
     pub fn store<S>(mut self, store: Arc<S>) -> Self
     where
-        S: LinkStore + UserStore + AnalyticsStore + 'static,
+        S: LinkStore + UserStore + AnalyticsStore + DomainStore + ModerationStore + 'static,
     {
         self.links = Some(store.clone());
         self.users = Some(store.clone());
+        self.domains = Some(store.clone());
+        self.moderation = Some(store.clone());
         self.analytics = Some(store);
+        self
+    }
+
+    /// The domain store alone.
+    pub fn domain_store(mut self, store: Arc<dyn DomainStore>) -> Self {
+        self.domains = Some(store);
+        self
+    }
+
+    /// The moderation store alone.
+    pub fn moderation_store(mut self, store: Arc<dyn ModerationStore>) -> Self {
+        self.moderation = Some(store);
+        self
+    }
+
+    /// Emails of administrators (compared without regard to case): they manage domains,
+    /// the blocklist, reports and every owner's links.
+    pub fn admin_emails<I, S>(mut self, emails: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.admin_emails.extend(
+            emails
+                .into_iter()
+                .map(|e| e.as_ref().trim().to_ascii_lowercase())
+                .filter(|e| !e.is_empty()),
+        );
         self
     }
 
@@ -227,11 +268,14 @@ impl ShortenerBuilder {
                 )
             })?;
         let own_host = parsed.host_str().map(|h| h.to_ascii_lowercase());
+        let scheme = parsed.scheme().to_string();
         let base_url = base_url.trim_end_matches('/').to_string();
 
         let memory = Arc::new(MemoryStore::new());
         let links = self.links.unwrap_or_else(|| memory.clone());
         let users = self.users.unwrap_or_else(|| memory.clone());
+        let domains = self.domains.unwrap_or_else(|| memory.clone());
+        let moderation = self.moderation.unwrap_or_else(|| memory.clone());
         let analytics_store = self.analytics.unwrap_or(memory);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limiter = self
@@ -272,13 +316,16 @@ impl ShortenerBuilder {
         }
         let l1_ttl = self.l1_ttl.unwrap_or(Duration::from_secs(60));
         let negative_ttl = self.negative_ttl.unwrap_or(Duration::from_secs(5));
-        let l1 = quick_cache::sync::Cache::new(self.l1_capacity.unwrap_or(100_000).max(1) as usize);
+        let l1 = super::l1::new_cache(self.l1_capacity.unwrap_or(100_000));
         let stats = Arc::new(Stats::default());
         let (clicks, buffer) = mpsc::channel(analytics_config.buffer_capacity.max(1));
 
+        let started_at = crate::clock::stored_precision(clock.now());
         let inner = Arc::new(Inner {
             links,
             users,
+            domains,
+            moderation,
             analytics: analytics_store.clone(),
             cache: self.cache,
             limiter,
@@ -289,9 +336,20 @@ impl ShortenerBuilder {
             id_block: tokio::sync::Mutex::new(0..0),
             l1,
             l1_epochs: L1Epochs::default(),
+            domains_table: ArcSwap::from_pointee(DomainTable::stale()),
+            domains_epoch: AtomicU64::new(0),
+            domains_reload: tokio::sync::Mutex::new(()),
+            domain_ids: Mutex::new(DomainIds::default()),
+            blocklist: ArcSwap::from_pointee(BlockedSet::stale()),
+            blocklist_epoch: AtomicU64::new(0),
+            blocklist_reload: tokio::sync::Mutex::new(()),
+            file_blocklist: Mutex::new(Vec::new()),
+            started_at,
             config: Config {
                 base_url,
+                scheme,
                 own_host,
+                admin_emails: self.admin_emails,
                 limits: self.limits.unwrap_or_default(),
                 l1_ttl,
                 negative_ttl,
@@ -346,14 +404,22 @@ impl ShortenerBuilder {
                 let Some(inner) = weak.upgrade() else {
                     return false;
                 };
+                let shortener = Shortener { inner };
                 match invalidation {
-                    Invalidation::Code(code) => inner.forget_locally(code),
+                    Invalidation::Code(DOMAINS_CHANGED) => shortener.domains_changed_locally(),
+                    Invalidation::Code(BLOCKLIST_CHANGED) => shortener.blocklist_changed_locally(),
+                    Invalidation::Code(key) => {
+                        let (host, code) = split_cache_key(key);
+                        if let Some(id) = shortener.domain_id(host) {
+                            shortener.inner.forget_locally(L1Ref { domain: id, code });
+                        }
+                    }
                     Invalidation::All => {
                         tracing::warn!(
                             "cache invalidations may have been missed; clearing the L1 cache"
                         );
-                        inner.l1_epochs.bump_all();
-                        inner.l1.clear();
+                        shortener.domains_changed_locally();
+                        shortener.blocklist_changed_locally();
                     }
                 }
                 true

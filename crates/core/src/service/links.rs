@@ -6,7 +6,7 @@ use crate::code::validate_alias;
 use crate::error::{Error, Result};
 use crate::model::{Cursor, Link, LinkPatch, NewLink, Page, Principal};
 use crate::records::LinkQuery;
-use crate::validate::{validate_tags, validate_title, validate_url};
+use crate::validate::{validate_tags, validate_title};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -24,13 +24,12 @@ pub struct ListOptions {
     pub tag: Option<String>,
     /// Only links whose URL, title or code contains this text.
     pub query: Option<String>,
+    /// Only links of this short domain (its host; the default domain's host for those on
+    /// the default domain); every domain when absent.
+    pub domain: Option<String>,
 }
 
 impl Shortener {
-    fn validate_url(&self, raw: &str) -> Result<String> {
-        Ok(validate_url("original_url", raw, self.inner.config.own_host.as_deref())?.into())
-    }
-
     fn validate_expiry(&self, expires_at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>> {
         match expires_at {
             Some(t) if t <= self.inner.clock.now() => Err(Error::invalid(
@@ -63,7 +62,10 @@ impl Shortener {
     /// Fails with `Invalid` naming the field for bad input and with
     /// `Conflict { code: "alias_taken" }` when the alias exists.
     pub async fn shorten(&self, request: NewLink, owner: Option<&Principal>) -> Result<Link> {
-        let original_url = self.validate_url(&request.original_url)?;
+        let original_url = self
+            .validate_destination("original_url", &request.original_url)
+            .await?;
+        let domain = self.domain_named(request.domain.as_deref()).await?;
         if let Some(alias) = &request.custom_alias {
             validate_alias(alias, &self.inner.config.reserved_aliases)?;
         }
@@ -86,6 +88,9 @@ impl Shortener {
             max_clicks,
             click_count: 0,
             is_active: true,
+            domain,
+            blocked: false,
+            blocked_reason: None,
         };
         if let Some(alias) = request.custom_alias {
             link.short_code = alias;
@@ -104,7 +109,8 @@ impl Shortener {
             }
         }
         // The code may have been cached as unknown.
-        self.invalidate(&link.short_code).await;
+        self.invalidate(link.domain.as_deref(), &link.short_code)
+            .await;
         Ok(link)
     }
 
@@ -131,6 +137,27 @@ impl Shortener {
         Ok(results)
     }
 
+    /// The link with `short_code` on the short domain a client named (`None`: the
+    /// default), whoever owns it. No link is on a host that is no domain here.
+    pub(super) async fn link_by_code(
+        &self,
+        domain: Option<&str>,
+        short_code: &str,
+    ) -> Result<Link> {
+        let domain = match self.domain_named(domain).await {
+            Err(Error::Invalid { .. }) => return Err(Error::NotFound { what: "link" }),
+            other => other?,
+        };
+        if !crate::code::is_plausible_code(short_code) {
+            return Err(Error::NotFound { what: "link" });
+        }
+        self.inner
+            .links
+            .get_by_code(domain.as_deref(), short_code)
+            .await?
+            .ok_or(Error::NotFound { what: "link" })
+    }
+
     /// A link of the caller's.
     pub async fn get_link(&self, principal: &Principal, id: Uuid) -> Result<Link> {
         let link = self
@@ -148,6 +175,13 @@ impl Shortener {
         principal: &Principal,
         options: ListOptions,
     ) -> Result<Page<Link>> {
+        let mut query = self.link_query(options).await?;
+        query.owner_id = Some(principal.user_id);
+        self.inner.links.list(&query).await
+    }
+
+    /// A listing query from a client's options, checked (no owner set).
+    pub(super) async fn link_query(&self, options: ListOptions) -> Result<LinkQuery> {
         let limit = options.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(Error::invalid(
@@ -185,16 +219,24 @@ impl Shortener {
                 "must be at most 50 characters, without control characters",
             ));
         }
-        self.inner
-            .links
-            .list(&LinkQuery {
-                owner_id: principal.user_id,
-                limit,
-                cursor,
-                tag,
-                text,
-            })
-            .await
+        let domain = match options
+            .domain
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            None => None,
+            Some(host) => Some(self.domain_named(Some(host)).await?),
+        };
+        Ok(LinkQuery {
+            owner_id: None,
+            domain,
+            blocked: None,
+            limit,
+            cursor,
+            tag,
+            text,
+        })
     }
 
     /// Changes a link of the caller's; the very next redirect sees the change.
@@ -205,8 +247,13 @@ impl Shortener {
         mut patch: LinkPatch,
     ) -> Result<Link> {
         let link = self.get_link(principal, id).await?;
+        if patch.blocked.is_some() || patch.blocked_reason.is_some() {
+            return Err(Error::Forbidden {
+                reason: "only administrators block and unblock links",
+            });
+        }
         if let Some(url) = &patch.original_url {
-            patch.original_url = Some(self.validate_url(url)?);
+            patch.original_url = Some(self.validate_destination("original_url", url).await?);
         }
         if let Some(expires_at) = patch.expires_at {
             patch.expires_at = Some(self.validate_expiry(expires_at)?);
@@ -229,7 +276,8 @@ impl Shortener {
             .update(id, &patch, self.now())
             .await?
             .ok_or(Error::NotFound { what: "link" })?;
-        self.invalidate(&updated.short_code).await;
+        self.invalidate(updated.domain.as_deref(), &updated.short_code)
+            .await;
         Ok(updated)
     }
 
@@ -242,7 +290,8 @@ impl Shortener {
             .delete(id)
             .await?
             .ok_or(Error::NotFound { what: "link" })?;
-        self.invalidate(&deleted.short_code).await;
+        self.invalidate(deleted.domain.as_deref(), &deleted.short_code)
+            .await;
         Ok(())
     }
 }

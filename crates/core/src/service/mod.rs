@@ -9,10 +9,12 @@
 mod accounts;
 mod analytics;
 mod builder;
+mod domains;
 mod health;
 mod l1;
 mod limits;
 mod links;
+mod moderation;
 #[cfg(feature = "qr")]
 mod qr;
 mod redirect;
@@ -20,6 +22,7 @@ mod redirect;
 pub use builder::ShortenerBuilder;
 pub use health::{ComponentHealth, HealthReport};
 pub use links::{ListOptions, MAX_CLICKS};
+pub use moderation::normalize_pattern;
 #[cfg(feature = "qr")]
 pub use qr::QrContent;
 pub use redirect::Redirect;
@@ -34,10 +37,15 @@ use crate::ids::IdAllocator;
 use crate::limiter::{RateLimiter, RateLimits};
 use crate::model::{Link, Principal};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::store::{AnalyticsStore, LinkStore, UserStore};
+use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use l1::{L1Entry, L1Epochs};
+use domains::{DomainIds, DomainTable};
+use l1::L1Epochs;
+use moderation::BlockedSet;
+use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -65,6 +73,8 @@ struct Inner {
     links: Arc<dyn LinkStore>,
     users: Arc<dyn UserStore>,
     analytics: Arc<dyn AnalyticsStore>,
+    domains: Arc<dyn DomainStore>,
+    moderation: Arc<dyn ModerationStore>,
     cache: Option<Arc<dyn Cache>>,
     limiter: Arc<dyn RateLimiter>,
     ids: Arc<dyn IdAllocator>,
@@ -72,11 +82,25 @@ struct Inner {
     clock: Arc<dyn Clock>,
     codes: CodeGenerator,
     id_block: tokio::sync::Mutex<Range<u64>>,
-    l1: quick_cache::sync::Cache<String, L1Entry>,
+    l1: l1::L1Cache,
     /// Bumped by invalidations: a cache fill that started before one for its code is not
     /// stored, so a reader racing an edit cannot put the old link back into L1.
     l1_epochs: L1Epochs,
     config: Config,
+    /// The domains as the redirect path reads them, swapped whole on a change.
+    domains_table: ArcSwap<DomainTable>,
+    /// Bumped when the domains change (here or, through the shared cache, elsewhere).
+    domains_epoch: AtomicU64,
+    domains_reload: tokio::sync::Mutex<()>,
+    domain_ids: Mutex<DomainIds>,
+    /// The blocked hosts as cache fills read them, swapped whole on a change.
+    blocklist: ArcSwap<BlockedSet>,
+    blocklist_epoch: AtomicU64,
+    blocklist_reload: tokio::sync::Mutex<()>,
+    /// This instance's `BLOCKLIST_FILE` patterns.
+    file_blocklist: Mutex<Vec<String>>,
+    /// When the service started (the default domain's `created_at`).
+    started_at: DateTime<Utc>,
     jwt_secret: Arc<[u8]>,
     clicks: mpsc::Sender<PendingClick>,
     stats: Arc<Stats>,
@@ -97,7 +121,11 @@ impl std::fmt::Debug for Inner {
 #[derive(Debug, Clone)]
 struct Config {
     base_url: String,
+    /// `BASE_URL`'s scheme, for the short URLs of other domains.
+    scheme: String,
     own_host: Option<String>,
+    /// Emails of administrators, in lower case.
+    admin_emails: HashSet<String>,
     limits: RateLimits,
     l1_ttl: Duration,
     negative_ttl: Duration,
@@ -129,11 +157,6 @@ impl Shortener {
     /// A builder with every backend in memory.
     pub fn builder() -> ShortenerBuilder {
         ShortenerBuilder::default()
-    }
-
-    /// The short URL of a code: `BASE_URL/code`.
-    pub fn short_url(&self, short_code: &str) -> String {
-        format!("{}/{short_code}", self.inner.config.base_url)
     }
 
     /// The service's counters.

@@ -1,7 +1,6 @@
 //! QR codes of short links and URLs (feature `qr`).
 
 use super::Shortener;
-use crate::code::is_plausible_code;
 use crate::error::{Error, Result};
 use crate::qr::{self, QrFormat};
 use crate::validate::validate_url;
@@ -9,8 +8,13 @@ use crate::validate::validate_url;
 /// What a QR code encodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QrContent {
-    /// The short URL of an existing code.
-    ShortCode(String),
+    /// The short URL of an existing link.
+    Link {
+        /// Its short domain (`None`: the default).
+        domain: Option<String>,
+        /// Its code.
+        short_code: String,
+    },
     /// Any http(s) URL.
     Url(String),
 }
@@ -24,18 +28,11 @@ impl Shortener {
         size: u32,
     ) -> Result<Vec<u8>> {
         let data = match content {
-            QrContent::ShortCode(code) => {
-                if !is_plausible_code(&code) {
-                    return Err(Error::NotFound { what: "link" });
-                }
-                self.inner
-                    .links
-                    .get_by_code(&code)
-                    .await?
-                    .ok_or(Error::NotFound { what: "link" })?;
-                self.short_url(&code)
+            QrContent::Link { domain, short_code } => {
+                let link = self.link_by_code(domain.as_deref(), &short_code).await?;
+                self.short_url(link.domain.as_deref(), &link.short_code)
             }
-            QrContent::Url(url) => validate_url("url", &url, None)?.into(),
+            QrContent::Url(url) => validate_url("url", &url, &[])?.into(),
         };
         tokio::task::spawn_blocking(move || qr::render(&data, format, size))
             .await

@@ -149,10 +149,18 @@ impl AnalyticsApi {
             validator(minimum(value = "1"), maximum(value = "365"))
         )]
         days: Query<Int>,
+        /// The link's short domain (its host); the default domain when absent.
+        #[oai(validator(max_length = 253))]
+        domain: Query<Option<Text>>,
     ) -> ApiResult<OkSummary> {
         let summary = state
             .shortener
-            .analytics_summary(&auth.principal(), &short_code.0.0, small(days.0))
+            .analytics_summary(
+                &auth.principal(),
+                domain.0.as_ref().map(|d| d.0.as_str()),
+                &short_code.0.0,
+                small(days.0),
+            )
             .await?;
         Ok(OkSummary::Ok(Json(summary.into())))
     }

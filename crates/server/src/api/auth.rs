@@ -109,6 +109,25 @@ impl poem_openapi::types::Example for TokenBody {
     }
 }
 
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum RoleBody {
+    /// An administrator (`ADMIN_EMAILS`).
+    Admin,
+    /// Everybody else.
+    User,
+}
+
+impl From<hoplink::Role> for RoleBody {
+    fn from(role: hoplink::Role) -> Self {
+        match role {
+            hoplink::Role::Admin => RoleBody::Admin,
+            hoplink::Role::User => RoleBody::User,
+        }
+    }
+}
+
 /// A user.
 #[derive(Debug, Object)]
 #[oai(example)]
@@ -121,11 +140,14 @@ pub struct UserBody {
     pub full_name: Option<String>,
     /// Registration time.
     pub created_at: DateTime<Utc>,
+    /// `admin` or `user`.
+    pub role: RoleBody,
 }
 
-impl From<User> for UserBody {
-    fn from(u: User) -> Self {
+impl UserBody {
+    fn of(state: &AppState, u: User) -> Self {
         UserBody {
+            role: state.shortener.role(&u).into(),
             id: u.id,
             email: u.email,
             full_name: u.full_name,
@@ -143,6 +165,7 @@ impl poem_openapi::types::Example for UserBody {
             created_at: DateTime::parse_from_rfc3339("2026-11-22T09:00:00Z")
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_default(),
+            role: RoleBody::User,
         }
     }
 }
@@ -210,7 +233,7 @@ impl AuthApi {
                 b.full_name.as_ref().map(|n| n.0.as_str()),
             )
             .await?;
-        Ok(CreatedUser::Created(Json(user.into())))
+        Ok(CreatedUser::Created(Json(UserBody::of(&state, user))))
     }
 
     /// Log in
@@ -281,6 +304,6 @@ impl AuthApi {
     )]
     async fn me(&self, state: Data<&Arc<AppState>>, auth: BearerAuth) -> ApiResult<OkUser> {
         let user = state.shortener.user(&auth.0).await?;
-        Ok(OkUser::Ok(Json(user.into())))
+        Ok(OkUser::Ok(Json(UserBody::of(&state, user))))
     }
 }

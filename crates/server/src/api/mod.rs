@@ -3,9 +3,11 @@
 //! refuse unknown fields (`additionalProperties: false` in the document); every input
 //! rule is a validator, so the document states it and poem enforces it.
 
+mod admin;
 mod analytics;
 mod auth;
 pub mod diagnose;
+mod domains;
 pub mod input;
 mod keys;
 mod qr;
@@ -29,6 +31,8 @@ pub type Apis = (
     qr::QrApi,
     auth::AuthApi,
     keys::KeysApi,
+    domains::DomainsApi,
+    admin::AdminApi,
     system::SystemApi,
 );
 
@@ -41,6 +45,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
         qr::QrApi,
         auth::AuthApi,
         keys::KeysApi,
+        domains::DomainsApi,
+        admin::AdminApi,
         system::SystemApi,
     );
     OpenApiService::new(apis, "hoplink", env!("CARGO_PKG_VERSION"))
@@ -69,6 +75,10 @@ enum Tag {
     Auth,
     /// API keys.
     ApiKeys,
+    /// Short domains of the deployment.
+    Domains,
+    /// Moderation: every owner's links, blocking, the host blocklist, abuse reports.
+    Admin,
     /// Health and metrics.
     System,
 }
@@ -113,6 +123,44 @@ impl Auth {
         match self {
             Auth::Bearer(b) => b.0,
             Auth::ApiKey(k) => k.0,
+        }
+    }
+}
+
+/// An administrator's bearer token (`ADMIN_EMAILS`): others get 403.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "bearer",
+    rename = "AdminBearer",
+    bearer_format = "JWT",
+    checker = "bearer_checker"
+)]
+struct AdminBearer(Principal);
+
+/// An administrator's API key (`ADMIN_EMAILS`): others get 403.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    rename = "AdminApiKey",
+    key_name = "X-API-Key",
+    key_in = "header",
+    checker = "api_key_checker"
+)]
+struct AdminApiKey(Principal);
+
+/// An administrator's credentials; whether the caller is one is decided by the service
+/// (`403 forbidden` for everybody else).
+#[derive(SecurityScheme)]
+enum AdminAuth {
+    Bearer(AdminBearer),
+    ApiKey(AdminApiKey),
+}
+
+impl AdminAuth {
+    fn principal(&self) -> Principal {
+        match self {
+            AdminAuth::Bearer(b) => b.0,
+            AdminAuth::ApiKey(k) => k.0,
         }
     }
 }

@@ -43,6 +43,12 @@ pub struct QrBody {
         nullable
     )]
     pub short_code: Option<Text>,
+    /// The short domain of `short_code` (its host); the default domain when absent.
+    #[oai(
+        validator(min_length = 1, max_length = 253, pattern = r"^[A-Za-z0-9.-]+$"),
+        nullable
+    )]
+    pub domain: Option<Text>,
     /// Image format (default `png`).
     #[oai(nullable)]
     pub format: Option<ImageFormat>,
@@ -56,6 +62,7 @@ impl poem_openapi::types::Example for QrBody {
         QrBody {
             url: None,
             short_code: Some("launch".into()),
+            domain: None,
             format: Some(ImageFormat::Svg),
             size: Some(Int(512)),
         }
@@ -116,11 +123,18 @@ impl QrApi {
             validator(minimum(value = "64"), maximum(value = "2048"))
         )]
         size: Query<Int>,
+        /// The link's short domain (its host); the default domain when absent.
+        #[oai(validator(max_length = 253))]
+        domain: Query<Option<Text>>,
     ) -> ApiResult<OkQr> {
         let format = QrFormat::from(format.0.unwrap_or_default());
+        let content = QrContent::Link {
+            domain: domain.0.map(Text::into_inner),
+            short_code: short_code.0.0,
+        };
         let bytes = state
             .shortener
-            .qr_code(QrContent::ShortCode(short_code.0.0), format, small(size.0))
+            .qr_code(content, format, small(size.0))
             .await?;
         Ok(qr_image(format, bytes))
     }
@@ -136,7 +150,10 @@ impl QrApi {
         let body = body.0;
         let content = match (body.url, body.short_code) {
             (Some(url), None) => QrContent::Url(url.0),
-            (None, Some(code)) => QrContent::ShortCode(code.0),
+            (None, Some(code)) => QrContent::Link {
+                domain: body.domain.map(Text::into_inner),
+                short_code: code.0,
+            },
             _ => {
                 return Err(hoplink::Error::invalid(
                     "url",

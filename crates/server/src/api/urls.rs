@@ -58,6 +58,13 @@ pub struct NewLinkBody {
         nullable
     )]
     pub tags: Option<Vec<Text>>,
+    /// The short domain (a host of `GET /api/v1/domains`); the default domain when
+    /// absent. `422 unknown_domain` for a host that is no domain here.
+    #[oai(
+        validator(min_length = 1, max_length = 253, pattern = r"^[A-Za-z0-9.-]+$"),
+        nullable
+    )]
+    pub domain: Option<Text>,
 }
 
 impl poem_openapi::types::Example for NewLinkBody {
@@ -70,6 +77,7 @@ impl poem_openapi::types::Example for NewLinkBody {
             redirect_type: Some(RedirectStatus(hoplink::RedirectType::Found)),
             title: Some("Launch announcement".into()),
             tags: Some(vec!["marketing".into()]),
+            domain: None,
         }
     }
 }
@@ -86,6 +94,7 @@ impl NewLinkBody {
             tags: self
                 .tags
                 .map(|tags| tags.into_iter().map(Text::into_inner).collect()),
+            domain: self.domain.map(Text::into_inner),
         }
     }
 }
@@ -98,7 +107,10 @@ pub struct LinkBody {
     pub id: Uuid,
     /// The code after the host.
     pub short_code: String,
-    /// `BASE_URL/short_code`.
+    /// The short domain's host.
+    pub domain: String,
+    /// `BASE_URL/short_code` on the default domain, `scheme://domain/short_code` on
+    /// another.
     pub short_url: String,
     /// Where it redirects.
     pub original_url: String,
@@ -120,6 +132,11 @@ pub struct LinkBody {
     pub click_count: u64,
     /// False: the link answers 410.
     pub is_active: bool,
+    /// Blocked by an administrator: it answers 410 `link_blocked`; only an administrator
+    /// can unblock it.
+    pub blocked: bool,
+    /// Why it was blocked.
+    pub blocked_reason: Option<String>,
 }
 
 impl poem_openapi::types::Example for LinkBody {
@@ -130,6 +147,7 @@ impl poem_openapi::types::Example for LinkBody {
         LinkBody {
             id: Uuid::from_u128(0x0193_5a3c_7d1e_7c4a_9b2f_1e6d_8a4c_3b21),
             short_code: "launch".into(),
+            domain: "sho.rt".into(),
             short_url: "https://sho.rt/launch".into(),
             original_url: "https://example.com/launch?utm_source=newsletter".into(),
             title: Some("Launch announcement".into()),
@@ -141,6 +159,8 @@ impl poem_openapi::types::Example for LinkBody {
             max_clicks: None,
             click_count: 42,
             is_active: true,
+            blocked: false,
+            blocked_reason: None,
         }
     }
 }
@@ -149,7 +169,8 @@ impl LinkBody {
     /// The answer for `link`.
     pub fn of(state: &AppState, link: Link) -> Self {
         LinkBody {
-            short_url: state.shortener.short_url(&link.short_code),
+            short_url: state.shortener.link_url(&link),
+            domain: state.shortener.host_of(&link).to_string(),
             id: link.id,
             short_code: link.short_code,
             original_url: link.original_url,
@@ -162,6 +183,8 @@ impl LinkBody {
             max_clicks: link.max_clicks,
             click_count: link.click_count,
             is_active: link.is_active,
+            blocked: link.blocked,
+            blocked_reason: link.blocked_reason,
         }
     }
 }
@@ -174,6 +197,20 @@ pub struct LinkList {
     pub items: Vec<LinkBody>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl LinkList {
+    /// A page of links as answered.
+    pub(super) fn of(state: &AppState, page: hoplink::Page<Link>) -> Self {
+        LinkList {
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+            items: page
+                .items
+                .into_iter()
+                .map(|l| LinkBody::of(state, l))
+                .collect(),
+        }
+    }
 }
 
 impl poem_openapi::types::Example for LinkList {
@@ -266,6 +303,7 @@ impl PatchLinkBody {
             tags: present("tags", self.tags)?
                 .map(|tags| tags.into_iter().map(Text::into_inner).collect()),
             is_active: present("is_active", self.is_active)?,
+            ..LinkPatch::default()
         })
     }
 }
@@ -331,14 +369,14 @@ enum CreatedLink {
 }
 
 #[derive(ApiResponse)]
-enum OkLink {
+pub(super) enum OkLink {
     /// The link.
     #[oai(status = 200)]
     Ok(Json<LinkBody>),
 }
 
 #[derive(ApiResponse)]
-enum OkLinks {
+pub(super) enum OkLinks {
     /// A page of links.
     #[oai(status = 200)]
     Ok(Json<LinkList>),
@@ -358,7 +396,7 @@ pub(super) enum NoContent {
     NoContent,
 }
 
-fn default_limit() -> Int {
+pub(super) fn default_limit() -> Int {
     Int(i64::from(hoplink::DEFAULT_PAGE_SIZE))
 }
 
@@ -390,6 +428,7 @@ impl UrlsApi {
     }
 
     /// List your links
+    #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/api/v1/urls",
         method = "get",
@@ -415,6 +454,9 @@ impl UrlsApi {
         /// Only links whose URL, title or code contains this text (without regard to case).
         #[oai(validator(max_length = 200))]
         q: Query<Option<Text>>,
+        /// Only links of this short domain (its host); every domain when absent.
+        #[oai(validator(max_length = 253))]
+        domain: Query<Option<Text>>,
     ) -> ApiResult<OkLinks> {
         let page = state
             .shortener
@@ -425,17 +467,11 @@ impl UrlsApi {
                     cursor: cursor.0.map(Text::into_inner),
                     tag: tag.0.map(Text::into_inner),
                     query: q.0.map(Text::into_inner),
+                    domain: domain.0.map(Text::into_inner),
                 },
             )
             .await?;
-        Ok(OkLinks::Ok(Json(LinkList {
-            next_cursor: page.next_cursor.map(|c| c.encode()),
-            items: page
-                .items
-                .into_iter()
-                .map(|l| LinkBody::of(&state, l))
-                .collect(),
-        })))
+        Ok(OkLinks::Ok(Json(LinkList::of(&state, page))))
     }
 
     /// Create up to 1,000 links

@@ -137,7 +137,10 @@ async fn graceful_stop_flushes_every_click() {
     let shortener = app.server.shortener.clone();
     app.server.stop().await.unwrap();
     let owner = shortener.authenticate_bearer(&token).await.unwrap();
-    let mut summary = shortener.analytics_summary(&owner, &code, 1).await.unwrap();
+    let mut summary = shortener
+        .analytics_summary(&owner, None, &code, 1)
+        .await
+        .unwrap();
     if backend_has("kafka") {
         // The stop flushed every click into the topic; what this instance's worker had not
         // read yet is read by the group's next member: here, the restarted instance.
@@ -158,7 +161,7 @@ async fn graceful_stop_flushes_every_click() {
             summary = again
                 .server
                 .shortener
-                .analytics_summary(&owner, &code, 1)
+                .analytics_summary(&owner, None, &code, 1)
                 .await
                 .unwrap();
         }

@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod analytics;
+mod domains;
 mod hardening;
 mod links;
 mod spec;
