@@ -42,6 +42,7 @@ fn resolve(c: &mut Criterion) {
         referrer: Some("https://news.example.com/"),
         country: None,
         count: true,
+        ..Visit::default()
     };
     let head = Visit {
         count: false,
@@ -136,6 +137,91 @@ fn resolve(c: &mut Criterion) {
     rt.block_on(cold.shutdown());
 }
 
+/// The MaxMind test database the core's tests use.
+fn geoip() -> hoplink::GeoIp {
+    hoplink::GeoIp::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/core/tests/data/geoip/GeoLite2-City-Test.mmdb"
+    ))
+    .expect("test database")
+}
+
+/// Redirect rules on the redirect path: the worst case of 20 rules of 10 conditions
+/// (every condition type) where each rule fails only at its last condition, so all 200
+/// are evaluated and the link's own URL is the answer.
+fn smart(c: &mut Criterion) {
+    use hoplink::rules::{ConditionType as T, RedirectRule, RuleCondition as C};
+    let rt = runtime();
+    let s = rt
+        .block_on(async {
+            Shortener::builder()
+                .rate_limits(RateLimits::off())
+                .geoip(geoip())
+                .build()
+        })
+        .expect("build");
+    let rule = |i: usize| RedirectRule {
+        url: format!("https://example.com/rule/{i}"),
+        conditions: vec![
+            C::new(T::Device, "desktop"),
+            C::new(T::Browser, "chrome"),
+            C::new(T::Os, "windows"),
+            C::new(T::Language, "de"),
+            C::new(T::Country, "GB"),
+            C {
+                key: Some("utm_source".into()),
+                ..C::new(T::Query, "*")
+            },
+            C::new(T::Ip, "81.2.69.0/24"),
+            C::new(T::After, "2020-01-01T00:00:00Z"),
+            C::new(T::Before, "2100-01-01T00:00:00Z"),
+            C::new(T::Language, "fr"),
+        ],
+    };
+    let link = rt
+        .block_on(s.shorten(
+            NewLink {
+                redirect_rules: Some((0..20).map(rule).collect()),
+                ..NewLink::new("https://example.com/fallback")
+            },
+            None,
+        ))
+        .expect("shorten");
+    let visit = Visit {
+        client_ip: Some(IpAddr::V4(Ipv4Addr::new(81, 2, 69, 160))),
+        user_agent: Some(UA),
+        accept_language: Some("de-AT,de;q=0.9,en;q=0.5"),
+        query: Some("utm_source=newsletter&utm_medium=email"),
+        count: false,
+        ..Visit::default()
+    };
+    let code = link.short_code.clone();
+    let warm = rt.block_on(s.resolve(&code, &visit)).expect("warm");
+    assert_eq!(warm.location(), "https://example.com/fallback");
+    let mut group = c.benchmark_group("resolve");
+    group.bench_function("l1_hit_head_20_rules_of_10_conditions", |b| {
+        b.iter(|| ready(s.resolve(black_box(&code), &visit)).expect("hit"))
+    });
+    group.finish();
+
+    let geo = geoip();
+    let known = IpAddr::V4(Ipv4Addr::new(81, 2, 69, 160));
+    c.bench_function("geoip/country_remembered", |b| {
+        b.iter(|| geo.country(black_box(known)))
+    });
+    // More addresses than the cache holds, each new: every lookup walks the database.
+    let mut n = 0u32;
+    c.bench_function("geoip/country_looked_up", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(7919);
+            geo.country(black_box(IpAddr::V4(Ipv4Addr::from(
+                0x5100_0000 | (n & 0x00ff_ffff),
+            ))))
+        })
+    });
+    rt.block_on(s.shutdown());
+}
+
 fn codes(c: &mut Criterion) {
     let generator = CodeGenerator::new(42);
     let mut id = 1_000_000u64;
@@ -165,5 +251,5 @@ fn shorten(c: &mut Criterion) {
     rt.block_on(s.shutdown());
 }
 
-criterion_group!(benches, resolve, codes, shorten);
+criterion_group!(benches, resolve, smart, codes, shorten);
 criterion_main!(benches);

@@ -76,6 +76,7 @@ fn target(n: usize) -> CacheEntry {
         max_clicks: None,
         is_active: true,
         blocked: false,
+        smart: None,
     }))
 }
 

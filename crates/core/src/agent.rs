@@ -348,6 +348,52 @@ impl Classifier {
     }
 }
 
+/// [`Classifier`] for many threads at once (redirect rules look at the user agent on
+/// the redirect path): a bounded concurrent cache of recent agents.
+pub(crate) struct SharedClassifier {
+    agents: quick_cache::sync::Cache<
+        Box<str>,
+        UserAgentClass,
+        quick_cache::UnitWeighter,
+        foldhash::fast::RandomState,
+    >,
+}
+
+impl Default for SharedClassifier {
+    fn default() -> Self {
+        SharedClassifier {
+            agents: quick_cache::sync::Cache::with(
+                REMEMBERED_AGENTS,
+                REMEMBERED_AGENTS as u64,
+                quick_cache::UnitWeighter,
+                foldhash::fast::RandomState::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedClassifier")
+    }
+}
+
+impl SharedClassifier {
+    /// The class of `user_agent`, remembered or worked out.
+    pub(crate) fn classify(&self, user_agent: Option<&str>) -> UserAgentClass {
+        let agent = user_agent.unwrap_or_default();
+        if let Some(class) = self.agents.get(agent) {
+            return class;
+        }
+        let class = classify_user_agent(Some(agent));
+        if agent.len() <= LONGEST_REMEMBERED_AGENT {
+            self.agents.insert(agent.into(), class);
+        }
+        class
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

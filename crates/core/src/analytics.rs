@@ -11,6 +11,7 @@
 use crate::agent::Classifier;
 use crate::auth::hex;
 use crate::bus::{EventBus, EventConsumer};
+use crate::geoip::GeoIp;
 use crate::model::{AnalyticsSummary, DayClicks, ValueCount};
 use crate::records::{ClassifiedClick, ClickEvent, DailyRollup, Dimension, RollupWindow};
 use crate::stats::Stats;
@@ -119,8 +120,14 @@ impl VisitorHasher {
 }
 
 impl PendingClick {
-    pub fn into_event(self, hasher: &mut VisitorHasher) -> ClickEvent {
+    /// The event to publish: the address hashed into a visitor and, when the click names
+    /// no country, looked up in `geoip`; the address itself goes no further.
+    pub fn into_event(self, hasher: &mut VisitorHasher, geoip: Option<&GeoIp>) -> ClickEvent {
         let visitor = hasher.hash(self.at.date_naive(), self.ip, self.user_agent.as_deref());
+        let country = self.country.map(String::from).or_else(|| {
+            let code = geoip?.country(self.ip?)?;
+            Some(crate::geoip::code_str(&code).to_string())
+        });
         ClickEvent {
             id: Uuid::now_v7(),
             link_id: self.link_id,
@@ -129,7 +136,7 @@ impl PendingClick {
             visitor,
             user_agent: self.user_agent.map(String::from),
             referrer: self.referrer.map(String::from),
-            country: self.country.map(String::from),
+            country,
             counted_at_redirect: self.counted_at_redirect,
         }
     }
@@ -300,6 +307,7 @@ pub(crate) async fn run_forwarder(
     mut buffer: mpsc::Receiver<PendingClick>,
     bus: Arc<dyn EventBus>,
     mut hasher: VisitorHasher,
+    geoip: Option<Arc<GeoIp>>,
     config: AnalyticsConfig,
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
@@ -336,7 +344,7 @@ pub(crate) async fn run_forwarder(
             }
             let events: Vec<ClickEvent> = pending
                 .drain(..)
-                .map(|c| c.into_event(&mut hasher))
+                .map(|c| c.into_event(&mut hasher, geoip.as_deref()))
                 .collect();
             publish_with_retry(&*bus, &events, &stats, stopping).await;
             if drained {

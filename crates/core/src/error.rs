@@ -84,7 +84,10 @@ pub enum Error {
         /// Why, for logs.
         reason: &'static str,
     },
-    /// Missing, invalid, expired or revoked credentials.
+    /// The link asks for a password and the visit gave none.
+    #[error("the link asks for a password")]
+    PasswordRequired,
+    /// Missing, invalid, expired or revoked credentials (or a link's wrong password).
     #[error("unauthorized: {reason}")]
     Unauthorized {
         /// Why, for logs (the server answers the same to every caller).

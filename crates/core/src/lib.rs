@@ -28,6 +28,7 @@ mod cache;
 mod clock;
 pub mod code;
 mod error;
+mod geoip;
 mod ids;
 mod limiter;
 pub mod memory;
@@ -35,6 +36,7 @@ mod model;
 #[cfg(feature = "qr")]
 mod qr;
 pub mod records;
+pub mod rules;
 mod service;
 mod stats;
 mod store;
@@ -48,6 +50,7 @@ pub use bus::{EventBus, EventConsumer};
 pub use cache::{Cache, Invalidation, InvalidationListener, Listeners};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, GoneReason, Result};
+pub use geoip::GeoIp;
 pub use ids::IdAllocator;
 pub use limiter::{LimitScope, Quota, RateLimitDecision, RateLimiter, RateLimits};
 pub use model::{
@@ -57,11 +60,13 @@ pub use model::{
 };
 #[cfg(feature = "qr")]
 pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};
+pub use rules::{ConditionType, RedirectRule, RuleCondition};
 #[cfg(feature = "qr")]
 pub use service::QrContent;
 pub use service::{
     ComponentHealth, DEFAULT_PAGE_SIZE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS,
-    MAX_CLICKS, MAX_PAGE_SIZE, Redirect, Shortener, ShortenerBuilder, normalize_pattern,
+    MAX_CLICKS, MAX_LINK_PASSWORD, MAX_PAGE_SIZE, Preview, Redirect, Shortener, ShortenerBuilder,
+    normalize_pattern,
 };
 pub use stats::StatsSnapshot;
 pub use store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};

@@ -65,7 +65,9 @@ pub struct RateLimitDecision {
 ///   checks on a fresh key exactly `limit` are allowed. Refused requests are not counted.
 /// - `check_cost` counts `cost` requests at once (a bulk request of `cost` items): allowed
 ///   only when all of them fit, and then all are counted; a refusal counts none. A cost
-///   above `limit` is always refused.
+///   above `limit` is always refused. A cost of 0 counts nothing and decides whether one
+///   more request would be allowed now (a look before an expensive check that is
+///   counted only when it fails, such as a password).
 /// - Keys are independent, and one key with different quotas is undefined (callers
 ///   prefix keys with their scope).
 /// - `remaining` counts down from `limit - 1`; a refusal carries `retry_after > 0`.
@@ -103,6 +105,8 @@ pub enum LimitScope {
     Login,
     /// Redirects, per client IP (flood guard).
     Redirect,
+    /// Wrong passwords of a password-protected link, per client IP and link.
+    Password,
 }
 
 impl LimitScope {
@@ -114,6 +118,7 @@ impl LimitScope {
             LimitScope::Register => "register",
             LimitScope::Login => "login",
             LimitScope::Redirect => "redirect",
+            LimitScope::Password => "password",
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct RateLimits {
     pub login: Option<Quota>,
     /// Default 600 / 60 s.
     pub redirect: Option<Quota>,
+    /// Wrong passwords per client IP and link; default 10 / 10 min.
+    pub password: Option<Quota>,
 }
 
 impl Default for RateLimits {
@@ -142,6 +149,7 @@ impl Default for RateLimits {
             register: q(10, 3600),
             login: q(20, 300),
             redirect: q(600, 60),
+            password: q(10, 600),
         }
     }
 }
@@ -155,6 +163,7 @@ impl RateLimits {
             register: None,
             login: None,
             redirect: None,
+            password: None,
         }
     }
 
@@ -166,6 +175,7 @@ impl RateLimits {
             LimitScope::Register => self.register,
             LimitScope::Login => self.login,
             LimitScope::Redirect => self.redirect,
+            LimitScope::Password => self.password,
         }
     }
 }

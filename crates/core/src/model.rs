@@ -3,6 +3,7 @@
 //! [`crate::records`].
 
 use crate::error::{Error, Result};
+use crate::rules::RedirectRule;
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,22 @@ pub struct Link {
     pub blocked: bool,
     /// Why it was blocked.
     pub blocked_reason: Option<String>,
+    /// Other destinations and when they apply, in order; empty: `original_url` for all.
+    #[serde(default)]
+    pub redirect_rules: Vec<RedirectRule>,
+    /// Whether the request's query string is appended to the destination's.
+    #[serde(default)]
+    pub forward_query: bool,
+    /// The Argon2id hash (PHC string) of the password visitors must give; never shown.
+    #[serde(default, skip_serializing)]
+    pub password_hash: Option<String>,
+}
+
+impl Link {
+    /// Whether visitors must give a password.
+    pub fn password_protected(&self) -> bool {
+        self.password_hash.is_some()
+    }
 }
 
 /// What a caller asks for when shortening.
@@ -123,6 +140,12 @@ pub struct NewLink {
     pub tags: Option<Vec<String>>,
     /// The short domain (a host of the deployment); the default domain when absent.
     pub domain: Option<String>,
+    /// Redirect rules (at most [`MAX_RULES`](crate::rules::MAX_RULES)).
+    pub redirect_rules: Option<Vec<RedirectRule>>,
+    /// Append the request's query string to the destination's.
+    pub forward_query: Option<bool>,
+    /// A password visitors must give (1–128 characters); stored only as a hash.
+    pub password: Option<String>,
 }
 
 impl NewLink {
@@ -158,6 +181,16 @@ pub struct LinkPatch {
     pub blocked: Option<bool>,
     /// New or cleared reason for blocking (administrators only).
     pub blocked_reason: Option<Option<String>>,
+    /// New redirect rules (replacing the old ones; empty clears them).
+    pub redirect_rules: Option<Vec<RedirectRule>>,
+    /// Start or stop forwarding the query string.
+    pub forward_query: Option<bool>,
+    /// A new password, or `Some(None)` to remove it. Callers set this; the service
+    /// turns it into [`LinkPatch::password_hash`].
+    pub password: Option<Option<String>>,
+    /// What stores write: the new password's hash, or `Some(None)` to remove it. Set by
+    /// the service from [`LinkPatch::password`]; stores ignore `password`.
+    pub password_hash: Option<Option<String>>,
 }
 
 impl LinkPatch {
@@ -194,6 +227,15 @@ impl LinkPatch {
         }
         if let Some(v) = &self.blocked_reason {
             link.blocked_reason = v.clone();
+        }
+        if let Some(v) = &self.redirect_rules {
+            link.redirect_rules = v.clone();
+        }
+        if let Some(v) = self.forward_query {
+            link.forward_query = v;
+        }
+        if let Some(v) = &self.password_hash {
+            link.password_hash = v.clone();
         }
         link.updated_at = now;
     }
@@ -299,6 +341,8 @@ macro_rules! text_enum {
         }
     };
 }
+
+pub(crate) use text_enum;
 
 text_enum!(ReportReason { Phishing => "phishing", Malware => "malware", Spam => "spam", Other => "other" });
 text_enum!(ReportStatus { Open => "open", Resolved => "resolved", Dismissed => "dismissed" });
@@ -449,6 +493,12 @@ pub struct Visit<'a> {
     pub country: Option<&'a str>,
     /// False for HEAD: answer the same but count nothing.
     pub count: bool,
+    /// `Accept-Language` header (for `language` rules).
+    pub accept_language: Option<&'a str>,
+    /// The request's query string without `?` (for `query` rules and `forward_query`).
+    pub query: Option<&'a str>,
+    /// The password the visitor gave, for a password-protected link.
+    pub password: Option<&'a str>,
 }
 
 /// A value and how often it was seen.

@@ -3,6 +3,7 @@
 //! who only use [`Shortener`](crate::Shortener) never see these.
 
 use crate::model::{ApiKey, Cursor, Link, RedirectType, User, ValueCount};
+use crate::rules::Rules;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -28,6 +29,36 @@ pub struct RedirectTarget {
     /// Blocked by an administrator, or its destination's host by the blocklist: 410.
     #[serde(default)]
     pub blocked: bool,
+    /// Rules, query forwarding and password of a link that has any: such a redirect
+    /// looks at the visit. `None` for a plain link, which pays nothing for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smart: Option<Box<SmartTarget>>,
+}
+
+/// What a redirect of a link with rules, query forwarding or a password needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmartTarget {
+    /// The rules, compiled.
+    pub rules: Rules,
+    /// Append the request's query string to the destination's.
+    pub forward_query: bool,
+    /// The password's Argon2id hash.
+    pub password_hash: Option<Box<str>>,
+}
+
+impl SmartTarget {
+    /// What of `link` a smart redirect needs; `None` for a plain link.
+    pub fn of(link: &Link) -> Option<Box<SmartTarget>> {
+        let plain =
+            link.redirect_rules.is_empty() && !link.forward_query && link.password_hash.is_none();
+        (!plain).then(|| {
+            Box::new(SmartTarget {
+                rules: Rules::from(link.redirect_rules.clone()),
+                forward_query: link.forward_query,
+                password_hash: link.password_hash.as_deref().map(Box::from),
+            })
+        })
+    }
 }
 
 impl RedirectTarget {
@@ -42,7 +73,14 @@ impl RedirectTarget {
             max_clicks: link.max_clicks,
             is_active: link.is_active,
             blocked: link.blocked,
+            smart: SmartTarget::of(link),
         }
+    }
+
+    /// Every URL it may redirect to: its own and its rules'.
+    pub fn destinations(&self) -> impl Iterator<Item = &str> {
+        let rules = self.smart.iter().flat_map(|s| s.rules.as_slice());
+        std::iter::once(&*self.location).chain(rules.map(|r| r.url.as_str()))
     }
 }
 

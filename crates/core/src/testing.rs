@@ -18,6 +18,7 @@ use crate::records::{
     ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Dimension, LinkQuery,
     RefreshTokenRecord, RotateOutcome, Rotation, UserRecord,
 };
+use crate::rules::RedirectRule;
 use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
 use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
 use std::collections::HashSet;
@@ -49,7 +50,36 @@ pub fn sample_link(owner: Option<Uuid>) -> Link {
         domain: None,
         blocked: false,
         blocked_reason: None,
+        redirect_rules: Vec::new(),
+        forward_query: false,
+        password_hash: None,
     }
+}
+
+/// Rules with one condition of every type, as stores must keep them.
+pub fn sample_rules() -> Vec<RedirectRule> {
+    use crate::rules::{ConditionType as T, RuleCondition as C};
+    vec![
+        RedirectRule {
+            url: "https://apps.apple.com/app/id1".into(),
+            conditions: vec![C::new(T::Os, "ios"), C::new(T::Device, "mobile")],
+        },
+        RedirectRule {
+            url: "https://example.com/de?ref=rule".into(),
+            conditions: vec![
+                C::new(T::Language, "de"),
+                C::new(T::Country, "DE"),
+                C::new(T::Browser, "firefox"),
+                C::new(T::Ip, "203.0.113.0/24"),
+                C::new(T::After, "2026-01-01T00:00:00Z"),
+                C::new(T::Before, "2030-01-01T00:00:00Z"),
+                C {
+                    key: Some("utm_source".into()),
+                    ..C::new(T::Query, "*")
+                },
+            ],
+        },
+    ]
 }
 
 /// Checks a [`LinkStore`] against its contract.
@@ -173,6 +203,10 @@ async fn link_update_and_delete(store: &dyn LinkStore) {
         is_active: Some(false),
         blocked: Some(true),
         blocked_reason: Some(Some("phishing".into())),
+        redirect_rules: Some(sample_rules()),
+        forward_query: Some(true),
+        password: None,
+        password_hash: Some(Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into())),
     };
     let updated = store
         .update(link.id, &patch, later)
@@ -186,6 +220,39 @@ async fn link_update_and_delete(store: &dyn LinkStore) {
         "update applies the patch and sets updated_at"
     );
     assert_eq!(store.get(link.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        store
+            .get_by_code(None, &link.short_code)
+            .await
+            .unwrap()
+            .map(|l| (l.redirect_rules, l.forward_query, l.password_hash)),
+        Some((
+            sample_rules(),
+            true,
+            Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into())
+        )),
+        "rules, query forwarding and the password hash are kept in order"
+    );
+    let cleared = LinkPatch {
+        redirect_rules: Some(Vec::new()),
+        forward_query: Some(false),
+        password_hash: Some(None),
+        ..LinkPatch::default()
+    };
+    let plain = store
+        .update(link.id, &cleared, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(plain.redirect_rules.is_empty() && !plain.forward_query);
+    assert_eq!(plain.password_hash, None, "a password can be removed");
+    let again = LinkPatch {
+        redirect_rules: patch.redirect_rules.clone(),
+        forward_query: Some(true),
+        password_hash: patch.password_hash.clone(),
+        ..LinkPatch::default()
+    };
+    store.update(link.id, &again, later).await.unwrap().unwrap();
     let untouched = store
         .update(link.id, &LinkPatch::default(), later)
         .await
@@ -1025,6 +1092,22 @@ pub async fn cache(cache: Arc<dyn Cache>) {
         .await
         .unwrap();
     assert_eq!(cache.get(&code).await.unwrap(), Some(entry.clone()));
+    // A smart link's entry carries its rules, query forwarding and password hash.
+    let smart_code = unique("s");
+    let mut smart = sample_link(None);
+    smart.redirect_rules = sample_rules();
+    smart.forward_query = true;
+    smart.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+    let smart = CacheEntry::Found(Arc::new(crate::records::RedirectTarget::of(&smart)));
+    cache
+        .set(&smart_code, &smart, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get(&smart_code).await.unwrap(),
+        Some(smart),
+        "rules, forwarding and the password hash survive the shared cache"
+    );
     let missing = unique("m");
     cache
         .set(&missing, &CacheEntry::Missing, Duration::from_secs(60))
@@ -1228,6 +1311,19 @@ pub async fn rate_limiter(limiter: Arc<dyn RateLimiter>) {
             .allowed,
         "a cost above the limit never fits"
     );
+
+    // A cost of 0 looks without counting.
+    let key = unique("rl:");
+    let quota = Quota::new(2, Duration::from_secs(60)).unwrap();
+    for _ in 0..5 {
+        let look = limiter.check_cost(&key, quota, 0).await.unwrap();
+        assert!(look.allowed && look.remaining == 2, "a look counts nothing");
+    }
+    assert!(limiter.check(&key, quota).await.unwrap().allowed);
+    assert!(limiter.check(&key, quota).await.unwrap().allowed);
+    let look = limiter.check_cost(&key, quota, 0).await.unwrap();
+    assert!(!look.allowed, "a look sees the quota used up");
+    assert!(look.retry_after.is_some());
 }
 
 /// Checks an [`IdAllocator`] against its contract.

@@ -39,6 +39,7 @@ fn click<'a>(ua: &'a str, ip: &str) -> Visit<'a> {
         referrer: Some("https://news.example.com/item"),
         country: Some("de"),
         count: true,
+        ..Visit::default()
     }
 }
 
@@ -1176,6 +1177,7 @@ async fn a_click_keeps_little_of_what_the_visitor_sent() {
             referrer: Some(&referrer),
             country: None,
             count: true,
+            ..Visit::default()
         };
         s.resolve(&link.short_code, &visit).await.unwrap();
     }
@@ -1313,5 +1315,173 @@ async fn embedders_run_domains_and_moderation_through_the_service() {
     assert_eq!(
         s.unclaimed_admin_emails().await.unwrap(),
         Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn embedders_get_smart_redirects_through_resolve() {
+    use hoplink::rules::{ConditionType, RedirectRule, RuleCondition};
+    let geoip = hoplink::GeoIp::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/geoip/GeoLite2-Country-Test.mmdb"
+    ))
+    .unwrap();
+    let s = Shortener::builder()
+        .base_url("https://sho.rt")
+        .analytics(fast_analytics())
+        .geoip(geoip)
+        .build()
+        .unwrap();
+    let me = user(&s, "embed@example.com").await;
+    let rule = |url: &str, kind, value: &str| RedirectRule {
+        url: url.into(),
+        conditions: vec![RuleCondition::new(kind, value)],
+    };
+    let link = s
+        .shorten(
+            NewLink {
+                redirect_rules: Some(vec![
+                    rule("https://example.com/ios", ConditionType::Os, "ios"),
+                    rule("https://example.com/gb", ConditionType::Country, "GB"),
+                ]),
+                forward_query: Some(true),
+                ..NewLink::new("https://example.com/web")
+            },
+            Some(&me),
+        )
+        .await
+        .unwrap();
+    let visit = |ua, ip: &str, query| Visit {
+        user_agent: Some(ua),
+        client_ip: Some(ip.parse().unwrap()),
+        query,
+        count: true,
+        ..Visit::default()
+    };
+    let to = |r: hoplink::Redirect| (r.location().to_string(), r.is_private());
+    assert_eq!(
+        to(
+            s.resolve(&link.short_code, &visit(IPHONE, "203.0.113.1", None))
+                .await
+                .unwrap()
+        ),
+        ("https://example.com/ios".to_string(), true)
+    );
+    assert_eq!(
+        to(
+            s.resolve(&link.short_code, &visit(CHROME, "81.2.69.160", Some("a=1")))
+                .await
+                .unwrap()
+        ),
+        ("https://example.com/gb?a=1".to_string(), true),
+        "the country from the GeoIP database, the query forwarded"
+    );
+    assert_eq!(
+        s.resolve(&link.short_code, &visit(CHROME, "203.0.113.1", None))
+            .await
+            .unwrap()
+            .location(),
+        "https://example.com/web"
+    );
+
+    // A password: asked for, refused when wrong, counted once when right.
+    let secret = s
+        .shorten(
+            NewLink {
+                password: Some("hunter22".into()),
+                ..NewLink::new("https://example.com/secret")
+            },
+            Some(&me),
+        )
+        .await
+        .unwrap();
+    assert!(secret.password_protected());
+    let code = &secret.short_code;
+    assert!(matches!(
+        s.resolve(code, &visit(CHROME, "203.0.113.1", None)).await,
+        Err(Error::PasswordRequired)
+    ));
+    let with = |password| Visit {
+        password: Some(password),
+        ..visit(CHROME, "203.0.113.1", None)
+    };
+    assert!(matches!(
+        s.resolve(code, &with("wrong")).await,
+        Err(Error::Unauthorized { .. })
+    ));
+    assert_eq!(
+        s.resolve(code, &with("hunter22")).await.unwrap().location(),
+        "https://example.com/secret"
+    );
+    let preview = s.preview(code, &with("ignored")).await.unwrap();
+    assert_eq!(preview.destination, None, "a preview never shows it");
+
+    // Permanent redirects are refused with any of them, on create and on edit.
+    let permanent = s
+        .shorten(
+            NewLink {
+                forward_query: Some(true),
+                redirect_type: Some(RedirectType::PermanentRedirect),
+                ..NewLink::new("https://example.com/p")
+            },
+            Some(&me),
+        )
+        .await;
+    assert!(matches!(
+        permanent,
+        Err(Error::Invalid {
+            code: "invalid_redirect_type",
+            ..
+        })
+    ));
+    let edit = s
+        .update_link(
+            &me,
+            secret.id,
+            LinkPatch {
+                redirect_type: Some(RedirectType::MovedPermanently),
+                ..LinkPatch::default()
+            },
+        )
+        .await;
+    assert!(matches!(
+        edit,
+        Err(Error::Invalid {
+            code: "invalid_redirect_type",
+            ..
+        })
+    ));
+    let removed = s
+        .update_link(
+            &me,
+            secret.id,
+            LinkPatch {
+                password: Some(None),
+                redirect_type: Some(RedirectType::MovedPermanently),
+                ..LinkPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        !removed.password_protected(),
+        "without the password it may be permanent"
+    );
+
+    s.shutdown().await;
+    let summary = s
+        .analytics_summary(&me, None, &link.short_code, 1)
+        .await
+        .unwrap();
+    assert_eq!(summary.total_clicks, 3);
+    assert!(
+        summary.countries.iter().any(|c| c.value == "GB"),
+        "{:?}",
+        summary.countries
+    );
+    let secret_clicks = s.analytics_summary(&me, None, code, 1).await.unwrap();
+    assert_eq!(
+        secret_clicks.total_clicks, 1,
+        "only the right password counted"
     );
 }

@@ -206,6 +206,10 @@ pub struct Config {
     /// again on `SIGHUP`; added to those of the API.
     #[arg(long, env = "BLOCKLIST_FILE")]
     pub blocklist_file: Option<std::path::PathBuf>,
+    /// A MaxMind DB file (`.mmdb`, country or city edition): the country of clicks and of
+    /// `country` redirect rules when no trusted proxy header names one.
+    #[arg(long, env = "GEOIP_DB")]
+    pub geoip_db: Option<std::path::PathBuf>,
     /// Comma-separated origins (`https://app.example.com`) whose browser scripts may call
     /// the API; `*` allows any. Empty: no cross-origin access.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -251,6 +255,7 @@ impl std::fmt::Debug for Config {
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("admin_emails", &self.admin_emails)
             .field("blocklist_file", &self.blocklist_file)
+            .field("geoip_db", &self.geoip_db)
             .finish()
     }
 }
@@ -300,6 +305,8 @@ impl Config {
             register: self.rate_limit_register.0,
             login: self.rate_limit_login.0,
             redirect: self.rate_limit_redirect.0,
+            // A brute-force guard, not a tuning knob: always on.
+            password: hoplink::RateLimits::default().password,
         }
     }
 }

@@ -17,6 +17,7 @@ mod compress;
 pub mod config;
 pub mod conn;
 mod cors;
+mod html;
 pub mod http;
 pub mod metrics;
 mod pages;
@@ -175,6 +176,19 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
             builder = builder.event_bus(Arc::new(bus));
             tracing::info!(topic = %config.kafka_topic, "click events on Kafka");
         }
+    }
+    if let Some(path) = &config.geoip_db {
+        let geoip = hoplink::GeoIp::open(path).map_err(|e| {
+            StartError::Config(format!(
+                "GEOIP_DB: {}",
+                match &e {
+                    hoplink::Error::Invalid { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                }
+            ))
+        })?;
+        tracing::info!(path = %path.display(), "countries from the GeoIP database");
+        builder = builder.geoip(geoip);
     }
     builder = builder
         .base_url(config.base_url.clone())

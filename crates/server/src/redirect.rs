@@ -1,15 +1,17 @@
-//! `GET|HEAD /{short_code}`: the hot path. The connection loop ([`crate::serve`]) finds
+//! `GET|HEAD /{short_code}`: the hot path; `POST /{short_code}` (a password form) and
+//! `GET|HEAD /{short_code}+` (the preview) beside it. The connection loop ([`crate::serve`]) finds
 //! the route and answers it with [`respond`] from hyper's request, before any framework
 //! builds a request of its own. Its OpenAPI description is added to the document by
 //! [`crate::spec`].
 
+use crate::html;
 use crate::http::{add_rate_limit_headers, ip_text, resolve_client, too_many_requests};
 use crate::problem::problem_of;
 use crate::state::AppState;
-use hoplink::{LimitScope, Visit};
+use hoplink::{LimitScope, RateLimitDecision, Visit};
 use poem::Response;
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
 
@@ -30,18 +32,39 @@ pub(crate) async fn root(state: &AppState, host: Option<&str>) -> Response {
     }
 }
 
-/// The redirect itself: flood guard, resolve (which hands the click over), answer.
-pub(crate) async fn respond(
-    state: &AppState,
-    method: &Method,
-    path: &str,
-    host: Option<&str>,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-) -> Response {
-    let code = path.trim_start_matches('/');
+/// What the redirect knows of a request, before the visit is built from it.
+pub(crate) struct Incoming<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub peer: Option<SocketAddr>,
+}
+
+/// What the flood guard decided for a request's client.
+struct Guard {
+    ip: Option<IpAddr>,
+    decision: Option<RateLimitDecision>,
+}
+
+impl Guard {
+    /// `resp` with the guard's rate-limit headers.
+    fn finish(&self, mut resp: Response) -> Response {
+        if let Some(d) = &self.decision {
+            add_rate_limit_headers(&mut resp, d);
+        }
+        resp
+    }
+}
+
+/// The flood guard: the client's address and its decision, or the refusal (an HTML
+/// page when the path answers pages).
+async fn guard(state: &AppState, req: &Incoming<'_>, pages: bool) -> Result<Guard, Response> {
     let trusted = &state.config.trusted_proxies;
-    let ip = peer.map(|p| resolve_client(p.ip(), headers, trusted));
+    let ip = req
+        .peer
+        .map(|p| resolve_client(p.ip(), req.headers, trusted));
     let decision = match ip {
         Some(ip) => match state
             .shortener
@@ -56,57 +79,252 @@ pub(crate) async fn respond(
         },
         None => None,
     };
-    if let Some(d) = &decision
-        && !d.allowed
-    {
-        state.metrics.rate_limited();
-        return too_many_requests(d);
+    match &decision {
+        Some(d) if !d.allowed => {
+            state.metrics.rate_limited();
+            if pages {
+                let mut resp = html_error(&hoplink::Error::RateLimited {
+                    retry_after: d.retry_after.unwrap_or_default(),
+                });
+                add_rate_limit_headers(&mut resp, d);
+                Err(resp)
+            } else {
+                Err(too_many_requests(d))
+            }
+        }
+        _ => Ok(Guard { ip, decision }),
     }
+}
+
+/// The visit of a request from the guarded client.
+fn visit_of<'a>(
+    state: &'a AppState,
+    req: &Incoming<'a>,
+    ip: Option<IpAddr>,
+    password: Option<&'a str>,
+) -> Visit<'a> {
+    let headers = req.headers;
     let text = |name: &header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let trusted = &state.config.trusted_proxies;
     let country = match &state.config.country_header {
         Some(name)
             if ip.is_some()
-                && peer.is_some_and(|a| trusted.iter().any(|n| n.contains(&a.ip()))) =>
+                && req
+                    .peer
+                    .is_some_and(|a| trusted.iter().any(|n| n.contains(&a.ip()))) =>
         {
             headers.get(name.as_str()).and_then(|v| v.to_str().ok())
         }
         _ => None,
     };
-    let visit = Visit {
-        host,
+    Visit {
+        host: req.host,
         client_ip: ip,
         user_agent: text(&header::USER_AGENT),
         referrer: text(&header::REFERER),
         country,
-        count: method != Method::HEAD,
+        count: req.method != Method::HEAD,
+        accept_language: text(&header::ACCEPT_LANGUAGE),
+        query: req.query,
+        password,
+    }
+}
+
+/// `GET|HEAD /{short_code}`: the redirect itself (the hot path), or for a
+/// password-protected link the password form, or with `Authorization: Basic` the
+/// redirect once the password is right.
+pub(crate) async fn respond(state: &AppState, req: &Incoming<'_>) -> Response {
+    let code = req.path.trim_start_matches('/');
+    let guard = match guard(state, req, false).await {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
     };
-    let mut resp = match state.shortener.resolve(code, &visit).await {
-        Ok(redirect) => {
-            let status = StatusCode::from_u16(redirect.redirect_type().status())
-                .unwrap_or(StatusCode::FOUND);
-            match HeaderValue::from_str(redirect.location()) {
-                Ok(location) => {
-                    let mut resp = Response::builder()
-                        .status(status)
-                        .header(header::LOCATION, location)
-                        .finish();
-                    if !redirect.redirect_type().is_permanent() {
-                        resp.headers_mut()
-                            .insert(header::CACHE_CONTROL, PRIVATE_NO_CACHE);
-                    }
-                    resp
-                }
-                Err(_) => {
-                    tracing::error!(code, "stored URL is not a valid Location header");
-                    problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
-                        .into_response_with(&[])
-                }
-            }
+    let basic = basic_password(req.headers);
+    let visit = visit_of(state, req, guard.ip, basic.as_deref());
+    let resp = match state.shortener.resolve(code, &visit).await {
+        Ok(redirect) => redirect_response(code, &redirect),
+        Err(hoplink::Error::PasswordRequired) => html::password_form(StatusCode::OK, code, None),
+        Err(hoplink::Error::Unauthorized { .. }) => {
+            let mut resp = html::password_form(
+                StatusCode::UNAUTHORIZED,
+                code,
+                Some("That password is not right."),
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, BASIC_CHALLENGE);
+            resp
         }
         Err(e) => problem_of(&e).into_response_with(&[]),
     };
-    if let Some(d) = &decision {
-        add_rate_limit_headers(&mut resp, d);
+    guard.finish(resp)
+}
+
+/// `POST /{short_code}`: the password form's answer (`password`, form-encoded).
+pub(crate) async fn submit(state: &AppState, req: &Incoming<'_>, body: FormBody) -> Response {
+    let code = req.path.trim_start_matches('/');
+    let password = match body {
+        FormBody::Form(password) => password,
+        FormBody::TooLarge => {
+            return html::message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too much",
+                "The form sent more than a password.",
+            );
+        }
+        FormBody::NotAForm => {
+            return html::message(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Not a form",
+                "Send the password as a form (application/x-www-form-urlencoded).",
+            );
+        }
+    };
+    let guard = match guard(state, req, true).await {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
+    };
+    let visit = visit_of(state, req, guard.ip, Some(&password));
+    let resp = match state.shortener.resolve(code, &visit).await {
+        Ok(redirect) => redirect_response(code, &redirect),
+        Err(hoplink::Error::Unauthorized { .. } | hoplink::Error::PasswordRequired) => {
+            html::password_form(
+                StatusCode::UNAUTHORIZED,
+                code,
+                Some("That password is not right. Try again."),
+            )
+        }
+        Err(e) => html_error(&e),
+    };
+    guard.finish(resp)
+}
+
+/// `GET|HEAD /{short_code}+`: where the link goes, without going there or counting.
+pub(crate) async fn preview(state: &AppState, req: &Incoming<'_>) -> Response {
+    let code = req.path.trim_start_matches('/').trim_end_matches('+');
+    let guard = match guard(state, req, true).await {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
+    };
+    let visit = visit_of(state, req, guard.ip, None);
+    let resp = match state.shortener.preview(code, &visit).await {
+        Ok(p) => html::preview(&p.short_code, p.title.as_deref(), p.destination.as_deref()),
+        Err(e) => html_error(&e),
+    };
+    guard.finish(resp)
+}
+
+const BASIC_CHALLENGE: HeaderValue =
+    HeaderValue::from_static("Basic realm=\"hoplink\", charset=\"UTF-8\"");
+const PRIVATE_NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
+
+fn redirect_response(code: &str, redirect: &hoplink::Redirect) -> Response {
+    let status =
+        StatusCode::from_u16(redirect.redirect_type().status()).unwrap_or(StatusCode::FOUND);
+    match HeaderValue::from_str(redirect.location()) {
+        Ok(location) => {
+            let mut resp = Response::builder()
+                .status(status)
+                .header(header::LOCATION, location)
+                .finish();
+            if redirect.is_private() {
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, PRIVATE_NO_STORE);
+            } else if !redirect.redirect_type().is_permanent() {
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, PRIVATE_NO_CACHE);
+            }
+            resp
+        }
+        Err(_) => {
+            tracing::error!(code, "stored URL is not a valid Location header");
+            problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
+                .into_response_with(&[])
+        }
     }
-    resp
+}
+
+/// An error of the pages visitors see, as a page.
+fn html_error(e: &hoplink::Error) -> Response {
+    match e {
+        hoplink::Error::NotFound { .. } => html::message(
+            StatusCode::NOT_FOUND,
+            "No such link",
+            "This short link does not exist. Check that it was copied whole.",
+        ),
+        hoplink::Error::Gone { reason } => html::message(
+            StatusCode::GONE,
+            "This link no longer works",
+            match reason {
+                hoplink::GoneReason::Expired => "It has expired.",
+                hoplink::GoneReason::Disabled => "Its owner has turned it off.",
+                hoplink::GoneReason::ClickLimitReached => "It has been used as often as it may be.",
+                hoplink::GoneReason::Blocked => "It has been blocked for abuse.",
+            },
+        ),
+        hoplink::Error::RateLimited { retry_after } => {
+            let seconds = retry_after.as_secs().max(1);
+            let mut resp = html::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &format!("Wait {} minutes before trying again.", seconds.div_ceil(60)),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            resp
+        }
+        _ => {
+            let status = StatusCode::from_u16(problem_of(e).status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            html::message(status, "Something went wrong", "Try again in a moment.")
+        }
+    }
+}
+
+/// The password part of `Authorization: Basic` (any user part).
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
+}
+
+/// The body of a password form as read by the connection loop.
+pub(crate) enum FormBody {
+    /// The `password` field (empty when absent).
+    Form(String),
+    /// Over [`MAX_FORM_BYTES`].
+    TooLarge,
+    /// Not `application/x-www-form-urlencoded`.
+    NotAForm,
+}
+
+/// Largest password form read.
+pub(crate) const MAX_FORM_BYTES: usize = 4096;
+
+impl FormBody {
+    /// The form of `bytes` sent with `content_type`.
+    pub(crate) fn parse(content_type: Option<&str>, bytes: &[u8]) -> FormBody {
+        let is_form = content_type.is_some_and(|t| {
+            t.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+        if !is_form {
+            return FormBody::NotAForm;
+        }
+        let password = url::form_urlencoded::parse(bytes)
+            .find(|(k, _)| k == "password")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        FormBody::Form(password)
+    }
 }

@@ -14,8 +14,11 @@ use poem::http::Method;
 /// Who answers a route.
 #[derive(Clone, Copy)]
 pub enum Handler {
-    /// `GET|HEAD /{short_code}`: answered from hyper's request, the hot path.
+    /// `GET|HEAD /{short_code}`: answered from hyper's request, the hot path; `POST`:
+    /// a password form.
     Redirect,
+    /// `GET|HEAD /{short_code}+`: a link's preview page.
+    Preview,
     /// `GET /`: the domain's root redirect.
     Root,
     /// An operation of the OpenAPI service (poem-openapi).
@@ -87,13 +90,25 @@ pub static ROUTES: &[Route] = &[
     Route {
         path: "/{short_code}",
         operations: &[
+            op(Method::GET, &[401, 404, 410, 429, 503]),
+            op(Method::HEAD, &[401, 404, 410, 429, 503]),
+            op(Method::POST, &[401, 404, 410, 413, 415, 429, 503]),
+        ],
+        scope: Scope::Redirect,
+        cost: Cost::One,
+        credentials: false,
+        handler: Handler::Redirect,
+    },
+    Route {
+        path: "/{short_code}+",
+        operations: &[
             op(Method::GET, &[404, 410, 429, 503]),
             op(Method::HEAD, &[404, 410, 429, 503]),
         ],
         scope: Scope::Redirect,
         cost: Cost::One,
         credentials: false,
-        handler: Handler::Redirect,
+        handler: Handler::Preview,
     },
     Route {
         path: "/api/v1/urls",
@@ -351,6 +366,8 @@ pub static ROUTES: &[Route] = &[
 
 /// Index of the redirect route in [`ROUTES`].
 pub const REDIRECT: usize = 0;
+/// Index of the preview (`/{short_code}+`) in [`ROUTES`].
+pub const PREVIEW: usize = 1;
 
 /// The metric label of requests that match no route.
 pub const OTHER_LABEL: &str = "other";
@@ -418,6 +435,9 @@ pub fn find(path: &str) -> Option<usize> {
             if tail.starts_with('/') {
                 return None;
             }
+        }
+        if rest.len() > 1 && rest.ends_with('+') {
+            return Some(PREVIEW);
         }
         return Some(REDIRECT);
     }
@@ -498,6 +518,9 @@ mod tests {
             assert_eq!(before, methods.len(), "{}", route.path);
         }
         assert_eq!(ROUTES[REDIRECT].path, "/{short_code}");
-        assert_eq!(ROUTES[REDIRECT].allow_header(), "GET, HEAD");
+        assert_eq!(ROUTES[REDIRECT].allow_header(), "GET, HEAD, POST");
+        assert_eq!(ROUTES[PREVIEW].path, "/{short_code}+");
+        assert_eq!(find("/launch+"), Some(PREVIEW));
+        assert_eq!(find("/+"), Some(REDIRECT), "a lone + is no code's preview");
     }
 }

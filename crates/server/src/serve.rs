@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::endpoint::BoxEndpoint;
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, Response};
 use std::convert::Infallible;
@@ -57,7 +57,7 @@ impl Connection {
             Some(v) if valid_request_id(v) => v.clone(),
             _ => new_request_id(),
         };
-        let is_redirect = index == Some(routes::REDIRECT);
+        let is_redirect = index == Some(routes::REDIRECT) && req.method() != Method::POST;
         let span = if is_redirect {
             tracing::debug_span!("request", request_id = request_id.to_str().unwrap_or(""), method = %req.method(), path = req.uri().path())
         } else {
@@ -84,17 +84,25 @@ impl Connection {
                 }
             }
             Some(route) => match route.handler {
+                Handler::Redirect if req.method() == Method::POST => {
+                    let (parts, body) = req.into_parts();
+                    let form = read_form(&parts.headers, body).await;
+                    let incoming = incoming(&parts, self.peer);
+                    redirect::submit(state, &incoming, form)
+                        .instrument(span.clone())
+                        .await
+                }
                 Handler::Redirect => {
-                    redirect::respond(
-                        state,
-                        req.method(),
-                        req.uri().path(),
-                        host_of(&req),
-                        req.headers(),
-                        Some(self.peer),
-                    )
-                    .instrument(span.clone())
-                    .await
+                    let (parts, _) = req.into_parts();
+                    redirect::respond(state, &incoming(&parts, self.peer))
+                        .instrument(span.clone())
+                        .await
+                }
+                Handler::Preview => {
+                    let (parts, _) = req.into_parts();
+                    redirect::preview(state, &incoming(&parts, self.peer))
+                        .instrument(span.clone())
+                        .await
                 }
                 Handler::Root => redirect::root(state, host_of(&req)).await,
                 Handler::Page(page) => match encoding {
@@ -145,10 +153,41 @@ impl Connection {
 
 /// The host a request is for: `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
 fn host_of<B>(req: &hyper::Request<B>) -> Option<&str> {
-    req.headers()
+    host_in(req.headers(), req.uri())
+}
+
+fn host_in<'a>(headers: &'a poem::http::HeaderMap, uri: &'a poem::http::Uri) -> Option<&'a str> {
+    headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+}
+
+/// What the redirect handlers need of a request.
+fn incoming(parts: &poem::http::request::Parts, peer: SocketAddr) -> redirect::Incoming<'_> {
+    redirect::Incoming {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        host: host_in(&parts.headers, &parts.uri),
+        headers: &parts.headers,
+        peer: Some(peer),
+    }
+}
+
+/// A password form's body, read up to [`redirect::MAX_FORM_BYTES`].
+async fn read_form(headers: &poem::http::HeaderMap, body: Incoming) -> redirect::FormBody {
+    use http_body_util::BodyExt;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    match http_body_util::Limited::new(body, redirect::MAX_FORM_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => redirect::FormBody::parse(content_type, &collected.to_bytes()),
+        Err(_) => redirect::FormBody::TooLarge,
+    }
 }
 
 /// 405 with the route's methods in `Allow` (RFC 9110).

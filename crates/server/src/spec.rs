@@ -116,38 +116,101 @@ fn error_response(status: u16) -> Value {
     response
 }
 
+/// An HTML page answer of the visitor-facing paths.
+fn html_page(description: &str) -> Value {
+    json!({
+        "description": description,
+        "headers": {
+            "Content-Security-Policy": {"description": "Only the page's own stylesheet; forms post to the same origin", "schema": {"type": "string"}},
+            "Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}}
+        },
+        "content": {"text/html": {"schema": {"type": "string"}}}
+    })
+}
+
+fn code_parameter() -> Value {
+    json!({
+        "name": "short_code", "in": "path", "required": true,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": "Generated code or custom alias",
+        "example": "launch"
+    })
+}
+
 fn redirect_operation(method: &str) -> Value {
     let location =
-        json!({"description": "The original URL", "required": true, "schema": {"type": "string"}});
-    let redirect = |description: &str, cache: bool| {
+        json!({"description": "The destination", "required": true, "schema": {"type": "string"}});
+    let redirect = |description: &str, cache: &str| {
         let mut headers = json!({"Location": location});
-        if cache {
-            headers["Cache-Control"] =
-                json!({"description": "`private, max-age=0`", "schema": {"type": "string"}});
+        if !cache.is_empty() {
+            headers["Cache-Control"] = json!({"description": cache, "schema": {"type": "string"}});
         }
         json!({"description": description, "headers": headers})
     };
-    let counted = if method == "get" {
-        "Counts a click (bots and link-preview crawlers are counted apart); the response never waits for analytics."
+    let smart = "`private, max-age=0`; `private, no-store` for a link with redirect rules, query forwarding or a password";
+    let mut responses = json!({
+        "301": redirect("Moved Permanently (the link's redirect_type)", ""),
+        "302": redirect("Found (the default; a domain's fallback redirects too)", smart),
+        "307": redirect("Temporary Redirect", smart),
+        "308": redirect("Permanent Redirect", ""),
+    });
+    let mut operation = json!({
+        "tags": ["Redirect"],
+        "operationId": format!("redirect_{method}"),
+        "parameters": [code_parameter()],
+    });
+    if method == "post" {
+        operation["summary"] = "Give a protected link's password".into();
+        operation["description"] = "The password form of a protected link posts here. The right password redirects and counts one click; a wrong one answers the form again (401). After 10 wrong passwords from one address in 10 minutes the link answers 429 to that address. Every answer but the redirect is an HTML page.".into();
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object",
+                "properties": {"password": {"type": "string", "description": "The link's password (any other text is a wrong one)"}}
+            }}}
+        });
+        responses["401"] = html_page("Wrong password: the form again, saying so");
+        responses["404"] = html_page("No such link");
+        responses["410"] =
+            html_page("The link expired, was disabled, blocked or used up its clicks");
+        responses["413"] = html_page("The form is over 4 KiB");
+        responses["415"] = html_page("Not a form (`application/x-www-form-urlencoded`)");
+        let mut limited = html_page("Too many wrong passwords, or the redirect flood guard");
+        limited["headers"]["Retry-After"] =
+            json!({"description": "Seconds until a try is allowed", "schema": {"type": "integer"}});
+        responses["429"] = limited;
+        responses["503"] = html_page("A backend is unavailable; try again");
     } else {
-        "Same status and headers as GET, no body, and no click counted."
-    };
+        operation["summary"] = "Follow a short link".into();
+        operation["description"] = if method == "get" {
+            "Redirects to the link's destination, or to the first of its redirect rules that matches the visit (device, OS, browser, language, country, query, address, date), with the request's query appended when the link forwards it. Counts a click (bots and link-preview crawlers apart); the answer never waits for analytics. A password-protected link answers its password form (200, nothing counted) unless `Authorization: Basic` carries the right password (any user name)."
+        } else {
+            "Same status and headers as GET, no body, and no click counted."
+        }
+        .into();
+        responses["200"] = html_page("A password-protected link: the form asking for its password");
+        let mut wrong = html_page("`Authorization: Basic` with a wrong password: the form again");
+        wrong["headers"]["WWW-Authenticate"] = json!({"description": "`Basic realm=\"hoplink\", charset=\"UTF-8\"`", "schema": {"type": "string"}});
+        responses["401"] = wrong;
+    }
+    operation["responses"] = responses;
+    operation
+}
+
+fn preview_operation(method: &str) -> Value {
+    let page = |description: &str| html_page(description);
     json!({
         "tags": ["Redirect"],
-        "summary": "Follow a short link",
-        "description": counted,
-        "operationId": format!("redirect_{method}"),
-        "parameters": [{
-            "name": "short_code", "in": "path", "required": true,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-            "description": "Generated code or custom alias",
-            "example": "launch"
-        }],
+        "summary": "Preview where a short link goes",
+        "description": "An HTML page naming the destination this visitor would reach (and the link's title) with a link to go on; nothing is counted. A password-protected link's destination is not shown.",
+        "operationId": format!("preview_{method}"),
+        "parameters": [code_parameter()],
         "responses": {
-            "301": redirect("Moved Permanently (the link's redirect_type)", false),
-            "302": redirect("Found (the default)", true),
-            "307": redirect("Temporary Redirect", true),
-            "308": redirect("Permanent Redirect", false),
+            "200": page("The preview"),
+            "404": page("No such link"),
+            "410": page("The link expired, was disabled, blocked or used up its clicks"),
+            "429": page("The redirect flood guard"),
+            "503": page("A backend is unavailable; try again"),
         }
     })
 }
@@ -227,6 +290,7 @@ pub fn complete(generated: &str) -> String {
     for route in ROUTES {
         let describe = match route.handler {
             Handler::Redirect => redirect_operation,
+            Handler::Preview => preview_operation,
             Handler::Root => root_operation,
             _ => continue,
         };
@@ -308,12 +372,83 @@ pub fn complete(generated: &str) -> String {
     inline_enums(&enums, &mut doc["paths"]);
     inline_enums(&enums, &mut doc["components"]["schemas"]);
     null_in_nullable_enums(&mut doc);
+    if let Some(condition) = doc["components"]["schemas"].get_mut("RuleCondition") {
+        *condition = json!({
+            "description": condition.get("description").cloned().unwrap_or_default(),
+            "oneOf": condition_branches(),
+        });
+    }
     if let Some(tags) = doc["tags"].as_array_mut() {
         tags.push(json!({"name": "Redirect", "description": "Short links redirect here."}));
     }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The values each type of rule condition takes, one branch per type: the flat object
+/// (`type`, `value`, `key`) that the server parses, with what the service checks.
+fn condition_branches() -> Value {
+    use hoplink::rules::{BROWSERS, DEVICES, OPERATING_SYSTEMS};
+    let branch = |kind: &str, value: Value, key: bool| {
+        let mut properties = json!({
+            "type": {"type": "string", "enum": [kind]},
+            "value": value,
+            "key": {"type": "string", "nullable": true, "description": "Only `query` conditions use it"},
+        });
+        let mut required = json!(["type", "value"]);
+        if key {
+            properties["key"] = json!({"type": "string", "minLength": 1, "maxLength": 256, "description": "The query parameter"});
+            required = json!(["type", "value", "key"]);
+        }
+        json!({
+            "type": "object",
+            "title": format!("{kind} condition"),
+            "additionalProperties": false,
+            "properties": properties,
+            "required": required,
+        })
+    };
+    let one_of = |values: &[&str]| json!({"type": "string", "enum": values});
+    let text = |pattern: &str, description: &str| json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": pattern, "description": description});
+    let instant =
+        json!({"type": "string", "format": "date-time", "description": "An RFC 3339 instant"});
+    json!([
+        branch("device", one_of(DEVICES), false),
+        branch("os", one_of(OPERATING_SYSTEMS), false),
+        branch("browser", one_of(BROWSERS), false),
+        branch(
+            "language",
+            text(
+                "^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$",
+                "A language tag: `de` matches `de` and `de-AT`",
+            ),
+            false
+        ),
+        branch(
+            "country",
+            text("^[A-Za-z]{2}$", "ISO 3166-1 alpha-2, any case"),
+            false
+        ),
+        branch(
+            "query",
+            text(
+                r"^[^\x00-\x1F\x7F-\x9F]*$",
+                "The parameter's value, or `*` for any"
+            ),
+            true
+        ),
+        branch(
+            "ip",
+            text(
+                r"^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$",
+                "An IPv4 or IPv6 address, or a CIDR block"
+            ),
+            false
+        ),
+        branch("after", instant.clone(), false),
+        branch("before", instant, false),
+    ])
 }
 
 /// poem-openapi refers to an enum that a field makes nullable or describes through

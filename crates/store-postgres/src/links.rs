@@ -4,12 +4,12 @@ use crate::{PgStore, db_error, is_unique_violation, to_i64, unstorable};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hoplink::records::{ClickBudget, LinkQuery};
-use hoplink::{Error, Link, LinkPatch, LinkStore, Page, RedirectType, Result};
+use hoplink::{Error, Link, LinkPatch, LinkStore, Page, RedirectRule, RedirectType, Result};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-pub(crate) const LINK_COLUMNS: &str = "id, short_code, original_url, title, tags, redirect_type, owner_id, created_at, updated_at, expires_at, max_clicks, click_count, is_active, domain, blocked, blocked_reason";
+pub(crate) const LINK_COLUMNS: &str = "id, short_code, original_url, title, tags, redirect_type, owner_id, created_at, updated_at, expires_at, max_clicks, click_count, is_active, domain, blocked, blocked_reason, redirect_rules::text AS redirect_rules, forward_query, password_hash";
 
 pub(crate) fn link_of(row: &PgRow) -> Result<Link> {
     let status: i16 = row.try_get("redirect_type").map_err(db_error)?;
@@ -32,7 +32,21 @@ pub(crate) fn link_of(row: &PgRow) -> Result<Link> {
         domain: row.try_get("domain").map_err(db_error)?,
         blocked: row.try_get("blocked").map_err(db_error)?,
         blocked_reason: row.try_get("blocked_reason").map_err(db_error)?,
+        redirect_rules: rules_of(row)?,
+        forward_query: row.try_get("forward_query").map_err(db_error)?,
+        password_hash: row.try_get("password_hash").map_err(db_error)?,
     })
+}
+
+/// The rules of a row, kept as JSON (`[]` for none).
+fn rules_of(row: &PgRow) -> Result<Vec<RedirectRule>> {
+    let text: String = row.try_get("redirect_rules").map_err(db_error)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::backend("postgres", format!("redirect_rules of a link: {e}")))
+}
+
+fn rules_json(rules: &[RedirectRule]) -> String {
+    serde_json::to_string(rules).unwrap_or_else(|_| "[]".into())
 }
 
 fn escape_like(text: &str) -> String {
@@ -52,8 +66,8 @@ fn escape_like(text: &str) -> String {
 impl LinkStore for PgStore {
     async fn insert(&self, link: &Link) -> Result<()> {
         let result = sqlx::query(
-            "INSERT INTO links (id, short_code, original_url, title, tags, redirect_type, owner_id, created_at, updated_at, expires_at, max_clicks, click_count, is_active, domain, blocked, blocked_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO links (id, short_code, original_url, title, tags, redirect_type, owner_id, created_at, updated_at, expires_at, max_clicks, click_count, is_active, domain, blocked, blocked_reason, redirect_rules, forward_query, password_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18, $19)",
         )
         .bind(link.id)
         .bind(&link.short_code)
@@ -71,6 +85,9 @@ impl LinkStore for PgStore {
         .bind(&link.domain)
         .bind(link.blocked)
         .bind(&link.blocked_reason)
+        .bind(rules_json(&link.redirect_rules))
+        .bind(link.forward_query)
+        .bind(&link.password_hash)
         .execute(&self.pool)
         .await;
         match result {
@@ -199,7 +216,10 @@ impl LinkStore for PgStore {
                 is_active     = CASE WHEN $14 THEN $15 ELSE is_active END,
                 updated_at    = $16,
                 blocked       = CASE WHEN $17 THEN $18 ELSE blocked END,
-                blocked_reason = CASE WHEN $19 THEN $20 ELSE blocked_reason END
+                blocked_reason = CASE WHEN $19 THEN $20 ELSE blocked_reason END,
+                redirect_rules = CASE WHEN $21 THEN $22::jsonb ELSE redirect_rules END,
+                forward_query = CASE WHEN $23 THEN $24 ELSE forward_query END,
+                password_hash = CASE WHEN $25 THEN $26 ELSE password_hash END
              WHERE id = $1
              RETURNING {LINK_COLUMNS}"
         )))
@@ -223,6 +243,14 @@ impl LinkStore for PgStore {
         .bind(patch.blocked.unwrap_or(false))
         .bind(patch.blocked_reason.is_some())
         .bind(patch.blocked_reason.clone().flatten())
+        .bind(patch.redirect_rules.is_some())
+        .bind(rules_json(
+            patch.redirect_rules.as_deref().unwrap_or_default(),
+        ))
+        .bind(patch.forward_query.is_some())
+        .bind(patch.forward_query.unwrap_or(false))
+        .bind(patch.password_hash.is_some())
+        .bind(patch.password_hash.clone().flatten())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 /// GCRA on the Redis clock (so instances with skewed clocks agree), in microseconds;
-/// ARGV: limit, period, cost. Returns {allowed, remaining, reset_after_us, retry_after_us}.
+/// ARGV: limit, period, cost (0: whether one more would fit, counting nothing). Returns
+/// {allowed, remaining, reset_after_us, retry_after_us}.
 const GCRA: &str = r"
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
@@ -20,9 +21,12 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = period / limit
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval * cost
+local new_tat = tat + interval * math.max(cost, 1)
 if new_tat - now > period then
   return {0, 0, math.floor(tat - now), math.max(1, math.ceil(new_tat - period - now))}
+end
+if cost == 0 then
+  return {1, math.floor((period - (tat - now)) / interval + 0.000001), math.floor(tat - now), 0}
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return {1, math.floor((period - (new_tat - now)) / interval + 0.000001), math.floor(new_tat - now), 0}
@@ -133,7 +137,7 @@ impl RateLimiter for RedisRateLimiter {
             .key(inner.redis.key(&format!("rl:{key}")))
             .arg(quota.limit)
             .arg(quota.period.as_micros().max(1) as u64)
-            .arg(cost.max(1));
+            .arg(cost);
         match inner
             .redis
             .run_script::<(u8, u64, u64, u64)>(invocation)

@@ -86,6 +86,7 @@ async fn hot_links_outlive_their_ttl_and_an_edit_fences_off_stale_fills() {
             max_clicks: None,
             is_active: true,
             blocked: false,
+            smart: None,
         }))
     };
     // Read 10 times within its 700 ms TTL: hot, so it stays past that TTL.

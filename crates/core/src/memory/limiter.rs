@@ -83,6 +83,16 @@ impl MemoryRateLimiter {
                 retry_after: Some(ns(new_tat - period - now_ns).max(Duration::from_nanos(1))),
             };
         }
+        if cost == 0 {
+            // A look: one more would fit; nothing is counted.
+            return RateLimitDecision {
+                allowed: true,
+                limit: quota.limit,
+                remaining: u32::try_from((period - (tat - now_ns)) / interval).unwrap_or(0),
+                reset_after: ns(tat - now_ns),
+                retry_after: None,
+            };
+        }
         match shard.tat.get_mut(key) {
             Some(slot) => *slot = new_tat,
             None => {

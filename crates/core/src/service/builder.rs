@@ -1,6 +1,7 @@
 //! [`ShortenerBuilder`]: every setting with its default, and the start of the service's
 //! background tasks.
 
+use crate::agent::SharedClassifier;
 use crate::analytics::{AnalyticsConfig, VisitorHasher, run_forwarder, run_worker};
 use crate::auth;
 use crate::bus::EventBus;
@@ -8,6 +9,7 @@ use crate::cache::{Cache, Invalidation};
 use crate::clock::{Clock, SystemClock};
 use crate::code::CodeGenerator;
 use crate::error::{Error, Result};
+use crate::geoip::GeoIp;
 use crate::ids::IdAllocator;
 use crate::limiter::{RateLimiter, RateLimits};
 use crate::memory::{MemoryEventBus, MemoryIdAllocator, MemoryRateLimiter, MemoryStore};
@@ -56,6 +58,7 @@ pub struct ShortenerBuilder {
     shared_ttl: Option<Duration>,
     reserved_aliases: Vec<Box<str>>,
     refresh_grace: Option<Duration>,
+    geoip: Option<Arc<GeoIp>>,
 }
 
 impl std::fmt::Debug for ShortenerBuilder {
@@ -110,6 +113,13 @@ impl ShortenerBuilder {
                 .map(|e| e.as_ref().trim().to_ascii_lowercase())
                 .filter(|e| !e.is_empty()),
         );
+        self
+    }
+
+    /// A MaxMind DB of countries: `country` redirect rules and the countries of clicks
+    /// use it when the visit names no country of its own ([`Visit::country`](crate::Visit::country)).
+    pub fn geoip(mut self, geoip: GeoIp) -> Self {
+        self.geoip = Some(Arc::new(geoip));
         self
     }
 
@@ -360,6 +370,8 @@ impl ShortenerBuilder {
                 reserved_aliases: self.reserved_aliases,
             },
             jwt_secret,
+            agents: SharedClassifier::default(),
+            geoip: self.geoip.clone(),
             clicks,
             stats: stats.clone(),
             tasks: Mutex::new(None),
@@ -370,6 +382,7 @@ impl ShortenerBuilder {
             buffer,
             bus.clone(),
             VisitorHasher::new(analytics_secret),
+            self.geoip,
             analytics_config,
             stats.clone(),
             forwarder_stop,

@@ -181,7 +181,7 @@ impl Shortener {
         };
         let entry = match entry {
             CacheEntry::Found(target)
-                if !target.blocked && self.host_is_blocked(&target.location).await? =>
+                if !target.blocked && self.leads_to_blocked(&target).await? =>
             {
                 CacheEntry::Found(Arc::new(RedirectTarget {
                     blocked: true,
@@ -202,6 +202,16 @@ impl Shortener {
             inner.l1.insert(key.owned(), cached);
         }
         Ok(entry)
+    }
+
+    /// Whether a destination of `target` (its own or a rule's) is on the blocklist.
+    async fn leads_to_blocked(&self, target: &RedirectTarget) -> Result<bool> {
+        for url in target.destinations() {
+            if self.host_is_blocked(url).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Makes every instance forget a link: this one at once, the others through the

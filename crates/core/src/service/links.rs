@@ -73,6 +73,7 @@ impl Shortener {
         let max_clicks = Self::validate_max_clicks(request.max_clicks)?;
         let title = validate_title(request.title.as_deref())?;
         let tags = validate_tags(request.tags.as_deref().unwrap_or_default())?;
+        let (redirect_rules, forward_query, password_hash) = self.smart_parts(&request).await?;
         let now = self.now();
         let mut link = Link {
             id: Uuid::now_v7(),
@@ -91,6 +92,9 @@ impl Shortener {
             domain,
             blocked: false,
             blocked_reason: None,
+            redirect_rules,
+            forward_query,
+            password_hash,
         };
         if let Some(alias) = request.custom_alias {
             link.short_code = alias;
@@ -267,6 +271,9 @@ impl Shortener {
         if let Some(tags) = &patch.tags {
             patch.tags = Some(validate_tags(tags)?);
         }
+        // A hash comes only from a password checked here.
+        patch.password_hash = None;
+        self.check_smart_patch(&link, &mut patch).await?;
         if patch.is_empty() {
             return Ok(link);
         }

@@ -18,6 +18,7 @@ mod moderation;
 #[cfg(feature = "qr")]
 mod qr;
 mod redirect;
+mod smart;
 
 pub use builder::ShortenerBuilder;
 pub use health::{ComponentHealth, HealthReport};
@@ -26,6 +27,7 @@ pub use moderation::normalize_pattern;
 #[cfg(feature = "qr")]
 pub use qr::QrContent;
 pub use redirect::Redirect;
+pub use smart::{MAX_LINK_PASSWORD, Preview};
 
 use crate::analytics::PendingClick;
 use crate::bus::EventBus;
@@ -102,6 +104,9 @@ struct Inner {
     /// When the service started (the default domain's `created_at`).
     started_at: DateTime<Utc>,
     jwt_secret: Arc<[u8]>,
+    /// User agents of visits to links with rules, classified once.
+    agents: crate::agent::SharedClassifier,
+    geoip: Option<Arc<crate::geoip::GeoIp>>,
     clicks: mpsc::Sender<PendingClick>,
     stats: Arc<Stats>,
     tasks: Mutex<Option<Tasks>>,

@@ -17,6 +17,8 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Redirect {
     to: To,
+    /// Where a smart link sends this visit, when not to its own URL.
+    location: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,12 +29,23 @@ enum To {
 }
 
 impl Redirect {
+    fn of(to: To) -> Self {
+        Redirect { to, location: None }
+    }
+
     /// The `Location` header.
     pub fn location(&self) -> &str {
-        match &self.to {
-            To::Link(target) => &target.location,
-            To::Fallback(url) => url,
+        match (&self.location, &self.to) {
+            (Some(chosen), _) => chosen,
+            (None, To::Link(target)) => &target.location,
+            (None, To::Fallback(url)) => url,
         }
+    }
+
+    /// Whether the answer depends on the visit (rules, query forwarding, a password):
+    /// then no cache may keep it (`Cache-Control: private, no-store`).
+    pub fn is_private(&self) -> bool {
+        matches!(&self.to, To::Link(target) if target.smart.is_some())
     }
 
     /// The status to answer with.
@@ -54,7 +67,10 @@ impl Redirect {
 
 /// Whether a link redirects at `now`: not blocked, not disabled, not expired.
 #[inline]
-fn check_live(target: &RedirectTarget, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+pub(super) fn check_live(
+    target: &RedirectTarget,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
     let reason = if target.blocked {
         GoneReason::Blocked
     } else if !target.is_active {
@@ -78,9 +94,7 @@ impl Shortener {
     /// link that no longer redirects `Gone`, unless its domain has a fallback redirect.
     pub async fn resolve(&self, short_code: &str, visit: &Visit<'_>) -> Result<Redirect> {
         if let Some(target) = self.resolve_hit(short_code, visit) {
-            return Ok(Redirect {
-                to: To::Link(target),
-            });
+            return Ok(Redirect::of(To::Link(target)));
         }
         // Boxed so that this future stays small: callers embed (and move) it in their
         // own, and only misses, fallbacks and refusals need the long way's state.
@@ -105,7 +119,8 @@ impl Shortener {
         let CacheEntry::Found(target) = cached.entry else {
             return None;
         };
-        if cached.expires <= Instant::now() || target.max_clicks.is_some() {
+        if cached.expires <= Instant::now() || target.max_clicks.is_some() || target.smart.is_some()
+        {
             return None;
         }
         let now = inner.clock.now();
@@ -121,9 +136,7 @@ impl Shortener {
     async fn resolve_cold(&self, short_code: &str, visit: &Visit<'_>) -> Result<Redirect> {
         let domain = self.domain_of_host(visit.host).await?;
         match self.resolve_on(&domain, short_code, visit).await {
-            Ok(target) => Ok(Redirect {
-                to: To::Link(target),
-            }),
+            Ok(redirect) => Ok(redirect),
             Err(e) => self.answer_without_link(&domain, short_code, e).await,
         }
     }
@@ -143,9 +156,7 @@ impl Shortener {
             return Err(e);
         }
         match self.fallback(domain, &e).await? {
-            Some(url) => Ok(Redirect {
-                to: To::Fallback(url),
-            }),
+            Some(url) => Ok(Redirect::of(To::Fallback(url))),
             None => Err(e),
         }
     }
@@ -171,6 +182,36 @@ impl Shortener {
         domain: &DomainRef,
         short_code: &str,
         visit: &Visit<'_>,
+    ) -> Result<Redirect> {
+        let target = self.target_on(domain, short_code).await?;
+        let now = self.inner.clock.now();
+        check_live(&target, now)?;
+        let mut location = None;
+        if let Some(smart) = &target.smart {
+            // The password before anything is counted or revealed.
+            if let Some(hash) = &smart.password_hash {
+                self.check_link_password(&target, hash, visit).await?;
+            }
+            location = self.smart_destination(&target, smart, visit, now);
+        }
+        let counted_at_redirect = match target.max_clicks {
+            None => false,
+            Some(_) => self.check_budget(&target, visit).await?,
+        };
+        if visit.count {
+            self.hand_over_click(&target, visit, now, counted_at_redirect);
+        }
+        Ok(Redirect {
+            to: To::Link(target),
+            location,
+        })
+    }
+
+    /// The cached or stored target of `short_code` on `domain`.
+    pub(super) async fn target_on(
+        &self,
+        domain: &DomainRef,
+        short_code: &str,
     ) -> Result<Arc<RedirectTarget>> {
         let inner = &*self.inner;
         if !is_plausible_code(short_code) {
@@ -190,19 +231,10 @@ impl Shortener {
                 self.load(domain, short_code).await?
             }
         };
-        let CacheEntry::Found(target) = entry else {
-            return Err(Error::NotFound { what: "link" });
-        };
-        let now = inner.clock.now();
-        check_live(&target, now)?;
-        let counted_at_redirect = match target.max_clicks {
-            None => false,
-            Some(_) => self.check_budget(&target, visit).await?,
-        };
-        if visit.count {
-            self.hand_over_click(&target, visit, now, counted_at_redirect);
+        match entry {
+            CacheEntry::Found(target) => Ok(target),
+            CacheEntry::Missing => Err(Error::NotFound { what: "link" }),
         }
-        Ok(target)
     }
 
     /// Hands a click to the bounded buffer without waiting (full: dropped and counted).
@@ -243,6 +275,12 @@ impl Shortener {
                 ClickBudget::Missing => Err(Error::NotFound { what: "link" }),
             };
         }
+        self.unspent_link(target).await?;
+        Ok(false)
+    }
+
+    /// The stored link of `target`, `Gone` when its click budget is used up.
+    pub(super) async fn unspent_link(&self, target: &RedirectTarget) -> Result<crate::Link> {
         let link = self
             .inner
             .links
@@ -254,6 +292,6 @@ impl Shortener {
                 reason: GoneReason::ClickLimitReached,
             });
         }
-        Ok(false)
+        Ok(link)
     }
 }

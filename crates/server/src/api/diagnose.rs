@@ -101,6 +101,40 @@ fn join(field: &str, key: &str) -> String {
     }
 }
 
+/// A `oneOf` of objects told apart by their `type` (redirect rule conditions): the
+/// branch of the value's `type`, or a violation naming `type`.
+fn one_of(doc: &Value, branches: &[Value], value: &Value, field: &str) -> Option<Violation> {
+    let Some(object) = value.as_object() else {
+        return Some(violation(
+            "invalid_type",
+            field,
+            format!("must be an object, not {}", type_name(value)),
+        ));
+    };
+    let kinds: Vec<&Value> = branches
+        .iter()
+        .filter_map(|b| {
+            resolve(doc, b)
+                .get("properties")?
+                .get("type")?
+                .get("enum")?
+                .get(0)
+        })
+        .collect();
+    let kind = object.get("type");
+    match branches.iter().zip(&kinds).find(|(_, k)| Some(**k) == kind) {
+        Some((branch, _)) => walk(doc, branch, value, field),
+        None => {
+            let listed: Vec<&str> = kinds.iter().filter_map(|k| k.as_str()).collect();
+            Some(violation(
+                "invalid_field",
+                &join(field, "type"),
+                format!("must be one of {}", listed.join(", ")),
+            ))
+        }
+    }
+}
+
 /// The first rule of `schema` that `value` (at `field`) breaks.
 pub fn walk(doc: &Value, schema: &Value, value: &Value, field: &str) -> Option<Violation> {
     let schema = resolve(doc, schema);
@@ -109,6 +143,9 @@ pub fn walk(doc: &Value, schema: &Value, value: &Value, field: &str) -> Option<V
             return None;
         }
         return all.iter().find_map(|s| walk(doc, s, value, field));
+    }
+    if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
+        return one_of(doc, branches, value, field);
     }
     if value.is_null() {
         return (schema.get("nullable") != Some(&Value::Bool(true)))

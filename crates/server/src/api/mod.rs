@@ -11,6 +11,7 @@ mod domains;
 pub mod input;
 mod keys;
 mod qr;
+mod rules;
 mod system;
 mod urls;
 

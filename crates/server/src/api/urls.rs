@@ -1,6 +1,7 @@
 //! `/api/v1/urls`: create, list, read, change and delete links.
 
 use super::input::{Int, RedirectStatus, Text};
+use super::rules::{RuleBody, into_rules};
 use super::{ApiResult, Auth, OptionalAuth, Tag, small, unsigned};
 use crate::problem::problem_of;
 use crate::state::AppState;
@@ -65,6 +66,26 @@ pub struct NewLinkBody {
         nullable
     )]
     pub domain: Option<Text>,
+    /// Other destinations and when they apply (at most 20, tried in order; the first whose
+    /// conditions all match wins, `original_url` when none does).
+    #[oai(validator(max_items = 20), nullable)]
+    pub redirect_rules: Option<Vec<RuleBody>>,
+    /// Append the request's query string to the destination's (both kept, the request's
+    /// last). Default false.
+    #[oai(nullable)]
+    pub forward_query: Option<bool>,
+    /// A password visitors must give (1–128 characters); stored only as an Argon2id hash
+    /// and never shown.
+    #[oai(
+        validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        ),
+        nullable,
+        write_only
+    )]
+    pub password: Option<Text>,
 }
 
 impl poem_openapi::types::Example for NewLinkBody {
@@ -78,6 +99,9 @@ impl poem_openapi::types::Example for NewLinkBody {
             title: Some("Launch announcement".into()),
             tags: Some(vec!["marketing".into()]),
             domain: None,
+            redirect_rules: Some(RuleBody::example()),
+            forward_query: Some(true),
+            password: None,
         }
     }
 }
@@ -95,6 +119,9 @@ impl NewLinkBody {
                 .tags
                 .map(|tags| tags.into_iter().map(Text::into_inner).collect()),
             domain: self.domain.map(Text::into_inner),
+            redirect_rules: self.redirect_rules.map(into_rules),
+            forward_query: self.forward_query,
+            password: self.password.map(Text::into_inner),
         }
     }
 }
@@ -137,6 +164,12 @@ pub struct LinkBody {
     pub blocked: bool,
     /// Why it was blocked.
     pub blocked_reason: Option<String>,
+    /// Other destinations and when they apply, in order.
+    pub redirect_rules: Vec<RuleBody>,
+    /// Whether the request's query string is appended to the destination's.
+    pub forward_query: bool,
+    /// Whether visitors must give a password.
+    pub password_protected: bool,
 }
 
 impl poem_openapi::types::Example for LinkBody {
@@ -161,6 +194,9 @@ impl poem_openapi::types::Example for LinkBody {
             is_active: true,
             blocked: false,
             blocked_reason: None,
+            redirect_rules: RuleBody::example(),
+            forward_query: true,
+            password_protected: false,
         }
     }
 }
@@ -171,6 +207,7 @@ impl LinkBody {
         LinkBody {
             short_url: state.shortener.link_url(&link),
             domain: state.shortener.host_of(&link).to_string(),
+            password_protected: link.password_protected(),
             id: link.id,
             short_code: link.short_code,
             original_url: link.original_url,
@@ -185,6 +222,8 @@ impl LinkBody {
             is_active: link.is_active,
             blocked: link.blocked,
             blocked_reason: link.blocked_reason,
+            redirect_rules: link.redirect_rules.into_iter().map(RuleBody::of).collect(),
+            forward_query: link.forward_query,
         }
     }
 }
@@ -256,6 +295,22 @@ pub struct PatchLinkBody {
     pub tags: MaybeUndefined<Vec<Text>>,
     /// Enable or disable.
     pub is_active: MaybeUndefined<bool>,
+    /// New redirect rules, replacing the old ones; `[]` or null removes them.
+    #[oai(validator(max_items = 20), nullable)]
+    pub redirect_rules: MaybeUndefined<Vec<RuleBody>>,
+    /// Start or stop forwarding the query string.
+    pub forward_query: MaybeUndefined<bool>,
+    /// A new password (1–128 characters); null removes it.
+    #[oai(
+        validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        ),
+        nullable,
+        write_only
+    )]
+    pub password: MaybeUndefined<Text>,
 }
 
 impl poem_openapi::types::Example for PatchLinkBody {
@@ -268,6 +323,9 @@ impl poem_openapi::types::Example for PatchLinkBody {
             title: MaybeUndefined::Undefined,
             tags: MaybeUndefined::Undefined,
             is_active: MaybeUndefined::Value(true),
+            redirect_rules: MaybeUndefined::Undefined,
+            forward_query: MaybeUndefined::Undefined,
+            password: MaybeUndefined::Undefined,
         }
     }
 }
@@ -303,6 +361,10 @@ impl PatchLinkBody {
             tags: present("tags", self.tags)?
                 .map(|tags| tags.into_iter().map(Text::into_inner).collect()),
             is_active: present("is_active", self.is_active)?,
+            redirect_rules: nullable(self.redirect_rules, into_rules)
+                .map(Option::unwrap_or_default),
+            forward_query: present("forward_query", self.forward_query)?,
+            password: nullable(self.password, Text::into_inner),
             ..LinkPatch::default()
         })
     }
@@ -491,12 +553,33 @@ impl UrlsApi {
         body: Json<BulkBody>,
     ) -> ApiResult<OkBulk> {
         let principal = auth.principal();
-        let requests = body
+        let requests: Vec<NewLink> = body
             .0
             .items
             .into_iter()
             .map(NewLinkBody::into_request)
             .collect();
+        // The shape of rules is the document's (one branch per condition type): like any
+        // other shape, a break of it refuses the whole request, naming the item. An
+        // address that has the document's shape but is none (`300.1.1.1`) is the item's
+        // own error, like a URL's.
+        for (i, request) in requests.iter().enumerate() {
+            if let Some(rules) = &request.redirect_rules
+                && let Err(hoplink::Error::Invalid {
+                    field,
+                    code,
+                    reason,
+                }) = hoplink::rules::check_rules(rules)
+                && code != "invalid_ip"
+            {
+                return Err(hoplink::Error::Invalid {
+                    field: format!("items[{i}].{field}").into(),
+                    code,
+                    reason: reason.replacen(&*field, &format!("items[{i}].{field}"), 1),
+                }
+                .into());
+            }
+        }
         let outcomes = state
             .shortener
             .shorten_many(requests, Some(&principal))

@@ -8,6 +8,7 @@ mod analytics;
 mod domains;
 mod hardening;
 mod links;
+mod smart;
 mod spec;
 mod system;
 

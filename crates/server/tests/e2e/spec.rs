@@ -434,7 +434,8 @@ async fn method_not_allowed_names_the_allowed_methods() {
         (Method::DELETE, "/docs", "GET, HEAD"),
         (Method::POST, "/openapi.json", "GET, HEAD"),
         (Method::PUT, "/metrics", "GET"),
-        (Method::POST, "/abc1234", "GET, HEAD"),
+        (Method::PUT, "/abc1234", "GET, HEAD, POST"),
+        (Method::POST, "/abc1234+", "GET, HEAD"),
         (Method::OPTIONS, "/api/v1/health", "GET"),
     ] {
         let resp = app.req(method.clone(), path).send().await.unwrap();
