@@ -80,6 +80,7 @@ fn sample_click(link_id: uuid::Uuid, day: chrono::NaiveDate, n: usize) -> Classi
         device: ["desktop", "mobile"][i % 2].into(),
         country: ["DE", "US", "unknown"][i % 3].into(),
         counted_at_redirect: false,
+        at: chrono::Utc::now(),
     }
 }
 

@@ -194,6 +194,7 @@ fn classified(event: &ClickEvent) -> hoplink::records::ClassifiedClick {
         device: "desktop".into(),
         country: "unknown".into(),
         counted_at_redirect: false,
+        at: event.occurred_at,
     }
 }
 

@@ -227,6 +227,7 @@ pub fn classify(event: &ClickEvent, classifier: &mut Classifier) -> ClassifiedCl
         device: ua.device.as_str().to_string(),
         country: country_code(event.country.as_deref()),
         counted_at_redirect: event.counted_at_redirect,
+        at: event.occurred_at,
     }
 }
 

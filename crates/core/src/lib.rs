@@ -43,6 +43,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
+pub mod transfer;
 pub mod validate;
 
 pub use analytics::AnalyticsConfig;
@@ -54,9 +55,9 @@ pub use geoip::GeoIp;
 pub use ids::IdAllocator;
 pub use limiter::{LimitScope, Quota, RateLimitDecision, RateLimiter, RateLimits};
 pub use model::{
-    AnalyticsSummary, ApiKey, BlockedHost, Cursor, DayClicks, Domain, DomainPatch, Link, LinkPatch,
-    NewLink, Page, Principal, RedirectType, Report, ReportReason, ReportStatus, Role, TokenPair,
-    User, ValueCount, Visit,
+    AnalyticsSummary, ApiKey, BlockedHost, Click, Cursor, DayClicks, Domain, DomainPatch, Link,
+    LinkPatch, NewLink, Page, Principal, RedirectType, Report, ReportReason, ReportStatus, Role,
+    TokenPair, User, ValueCount, Visit,
 };
 #[cfg(feature = "qr")]
 pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};
@@ -64,7 +65,8 @@ pub use rules::{ConditionType, RedirectRule, RuleCondition};
 #[cfg(feature = "qr")]
 pub use service::QrContent;
 pub use service::{
-    ComponentHealth, DEFAULT_PAGE_SIZE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS,
+    ClickOptions, ComponentHealth, DEFAULT_CLICK_PAGE, DEFAULT_CLICK_RETENTION, DEFAULT_PAGE_SIZE,
+    EXPORT_PAGE, HealthReport, ID_BLOCK_SIZE, ListOptions, MAX_BULK_ITEMS, MAX_CLICK_PAGE,
     MAX_CLICKS, MAX_LINK_PASSWORD, MAX_PAGE_SIZE, Preview, Redirect, Shortener, ShortenerBuilder,
     normalize_pattern,
 };

@@ -501,6 +501,29 @@ pub struct Visit<'a> {
     pub password: Option<&'a str>,
 }
 
+/// One click as the raw click log keeps it: classified, with no address of any kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Click {
+    /// The click event's id (UUIDv7: it sorts by time).
+    pub id: Uuid,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// A known bot or link-preview crawler.
+    pub bot: bool,
+    /// The referrer's host, or `direct`.
+    pub referrer: String,
+    /// Browser family.
+    pub browser: String,
+    /// Operating system family.
+    pub os: String,
+    /// `desktop`, `mobile`, `tablet` or `other`.
+    pub device: String,
+    /// Two-letter country, or `unknown`.
+    pub country: String,
+    /// The visitor hash of that day (salted daily, so days can't be joined), in hex.
+    pub visitor: String,
+}
+
 /// A value and how often it was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValueCount {

@@ -259,7 +259,7 @@ pub struct ClassifiedClick {
     pub event_id: Uuid,
     /// The link clicked.
     pub link_id: Uuid,
-    /// UTC day of the click.
+    /// UTC day of the click: `at`'s date (stores may compute it from `at`).
     pub day: NaiveDate,
     /// Daily visitor hash (for unique visitors).
     pub visitor: String,
@@ -277,6 +277,40 @@ pub struct ClassifiedClick {
     pub country: String,
     /// Already counted in `click_count` at redirect time.
     pub counted_at_redirect: bool,
+    /// When it happened (the click log keeps it).
+    pub at: DateTime<Utc>,
+}
+
+impl ClassifiedClick {
+    /// The click as the raw click log shows it.
+    pub fn to_click(&self) -> crate::model::Click {
+        crate::model::Click {
+            id: self.event_id,
+            at: self.at,
+            bot: self.is_bot,
+            referrer: self.referrer.clone(),
+            browser: self.browser.clone(),
+            os: self.os.clone(),
+            device: self.device.clone(),
+            country: self.country.clone(),
+            visitor: self.visitor.clone(),
+        }
+    }
+}
+
+/// A page request of one link's raw clicks, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickQuery {
+    /// The link.
+    pub link_id: Uuid,
+    /// Only clicks at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only clicks before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// Continue after this click (the last id of the previous page).
+    pub after: Option<Uuid>,
+    /// Page size, 1–1000.
+    pub limit: u32,
 }
 
 /// What a batch write of clicks did.

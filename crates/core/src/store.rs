@@ -5,12 +5,12 @@
 
 use crate::error::Result;
 use crate::model::{
-    ApiKey, BlockedHost, Cursor, Domain, DomainPatch, Link, LinkPatch, Page, Report, ReportStatus,
-    User,
+    ApiKey, BlockedHost, Click, Cursor, Domain, DomainPatch, Link, LinkPatch, Page, Report,
+    ReportStatus, User,
 };
 use crate::records::{
-    ApiKeyRecord, ClassifiedClick, ClickBudget, DomainDeletion, LinkQuery, RecordOutcome,
-    RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
+    ApiKeyRecord, ClassifiedClick, ClickBudget, ClickQuery, DomainDeletion, LinkQuery,
+    RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -178,12 +178,21 @@ pub trait ModerationStore: Send + Sync + Debug {
 /// - `rollups` reads the daily rollups of `[from, to]` (UTC days, inclusive): its cost
 ///   depends on the number of days, not of clicks.
 /// - Unique visitors are distinct `visitor` values per link and day, among human clicks.
+/// - Every new click, bots included, is kept in the raw click log, which `clicks` pages
+///   newest first (by event id, a UUIDv7) within `[from, to)`, after the cursor. A store
+///   may bound the log (the memory store keeps each link's latest clicks); a durable one
+///   keeps everything until `prune_clicks` removes what is older than an instant, by
+///   whole chunks where it can (so it may keep up to a day more).
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync + Debug {
     /// Records a batch of classified clicks.
     async fn record(&self, clicks: &[ClassifiedClick]) -> Result<RecordOutcome>;
     /// Reads a link's rollups over a window of days.
     async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RollupWindow>;
+    /// A page of a link's raw clicks, newest first.
+    async fn clicks(&self, query: &ClickQuery) -> Result<Vec<Click>>;
+    /// Removes raw clicks older than `before`; returns how many chunks (or clicks) went.
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Whether the store answers.
     async fn health(&self) -> Result<()> {
         Ok(())

@@ -15,8 +15,8 @@ use crate::model::{ApiKey, Cursor, Link, LinkPatch, RedirectType, User};
 use crate::model::{BlockedHost, Domain, DomainPatch, Report, ReportReason, ReportStatus};
 use crate::records::DomainDeletion;
 use crate::records::{
-    ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, Dimension, LinkQuery,
-    RefreshTokenRecord, RotateOutcome, Rotation, UserRecord,
+    ApiKeyRecord, CacheEntry, ClassifiedClick, ClickBudget, ClickEvent, ClickQuery, Dimension,
+    LinkQuery, RefreshTokenRecord, RotateOutcome, Rotation, UserRecord,
 };
 use crate::rules::RedirectRule;
 use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
@@ -972,7 +972,93 @@ pub fn sample_click(
         },
         country: "DE".into(),
         counted_at_redirect: counted,
+        at: if day == Utc::now().date_naive() {
+            Utc::now()
+        } else {
+            day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc()
+        },
     }
+}
+
+/// A click at `at`, its event id a UUIDv7 of that instant (as the forwarder makes them).
+fn click_at(link_id: Uuid, at: chrono::DateTime<Utc>, bot: bool) -> ClassifiedClick {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        at.timestamp() as u64,
+        at.timestamp_subsec_nanos(),
+    );
+    ClassifiedClick {
+        event_id: Uuid::new_v7(ts),
+        at,
+        day: at.date_naive(),
+        ..sample_click(link_id, at.date_naive(), "v", bot, false)
+    }
+}
+
+/// Checks the raw click log of an [`AnalyticsStore`]: every new click kept, paged newest
+/// first by id, filtered by time, pruned.
+pub async fn click_log<S: LinkStore + AnalyticsStore + 'static>(store: Arc<S>) {
+    let link = sample_link(None);
+    store.insert(&link).await.unwrap();
+    let now = stored_precision(Utc::now());
+    let hours = |h: i64| now - ChronoDuration::hours(h);
+    let clicks = vec![
+        click_at(link.id, hours(72), false),
+        click_at(link.id, hours(48), false),
+        click_at(link.id, hours(20), true),
+        click_at(link.id, hours(2), false),
+        click_at(link.id, hours(1), false),
+    ];
+    store.record(&clicks).await.unwrap();
+    store.record(&clicks[..2]).await.unwrap();
+    let query = |limit, after, from, to| ClickQuery {
+        link_id: link.id,
+        from,
+        to,
+        after,
+        limit,
+    };
+    let all = store.clicks(&query(100, None, None, None)).await.unwrap();
+    let ids: Vec<Uuid> = all.iter().map(|c| c.id).collect();
+    let mut newest_first: Vec<Uuid> = clicks.iter().map(|c| c.event_id).collect();
+    newest_first.reverse();
+    assert_eq!(ids, newest_first, "every click once, newest first");
+    assert_eq!(
+        all[2],
+        clicks[2].to_click(),
+        "bots are kept, with every field"
+    );
+    let first = store.clicks(&query(2, None, None, None)).await.unwrap();
+    let second = store
+        .clicks(&query(2, Some(first[1].id), None, None))
+        .await
+        .unwrap();
+    assert_eq!(second.iter().map(|c| c.id).collect::<Vec<_>>(), ids[2..4]);
+    let window = store
+        .clicks(&query(100, None, Some(hours(50)), Some(hours(2))))
+        .await
+        .unwrap();
+    assert_eq!(
+        window.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [clicks[2].event_id, clicks[1].event_id],
+        "from is inclusive, to exclusive"
+    );
+    let other = store
+        .clicks(&ClickQuery {
+            link_id: Uuid::now_v7(),
+            ..query(100, None, None, None)
+        })
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+
+    store.prune_clicks(hours(36)).await.unwrap();
+    let kept = store.clicks(&query(100, None, None, None)).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|c| c.id).collect::<Vec<_>>(),
+        ids[..3],
+        "clicks older than the cutoff by a day or more are gone"
+    );
 }
 
 /// Checks an [`AnalyticsStore`] (together with the [`LinkStore`] it shares data with).

@@ -20,6 +20,7 @@ async fn memory_user_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_analytics_store() {
     testing::analytics_store(Arc::new(MemoryStore::new())).await;
+    testing::click_log(Arc::new(MemoryStore::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -81,7 +81,8 @@ fn compressible(headers: &HeaderMap) -> bool {
             .is_some_and(|t| {
                 t.starts_with("application/json")
                     || t.starts_with("application/problem+json")
-                    || t.starts_with("text/")
+                    // CSV exports stream page by page; compressing here would buffer them.
+                    || (t.starts_with("text/") && !t.starts_with("text/csv"))
                     || t.starts_with("image/svg+xml")
             })
 }

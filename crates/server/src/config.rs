@@ -28,6 +28,15 @@ pub enum Command {
     /// Ask a running server's `/api/v1/health` (at `BIND`) and exit 0 when it answers 200:
     /// a container health check that needs no curl in the image.
     Healthcheck,
+    /// Import links from a CSV file (hoplink's export, Bitly's or Shlink's) into an
+    /// account, through the configured stores (`DATABASE_URL`); prints a summary.
+    Import {
+        /// The email of the account that will own the links.
+        #[arg(long)]
+        owner: String,
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// A rate limit setting: `N/SECONDS` or `off`.
@@ -210,6 +219,10 @@ pub struct Config {
     /// `country` redirect rules when no trusted proxy header names one.
     #[arg(long, env = "GEOIP_DB")]
     pub geoip_db: Option<std::path::PathBuf>,
+    /// Days raw clicks are kept (`GET /api/v1/analytics/{code}/clicks`); older ones are
+    /// deleted every hour. Daily rollups, and so summaries, are kept.
+    #[arg(long, env = "CLICK_RETENTION_DAYS", default_value = "90", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub click_retention_days: u32,
     /// Comma-separated origins (`https://app.example.com`) whose browser scripts may call
     /// the API; `*` allows any. Empty: no cross-origin access.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -256,6 +269,7 @@ impl std::fmt::Debug for Config {
             .field("admin_emails", &self.admin_emails)
             .field("blocklist_file", &self.blocklist_file)
             .field("geoip_db", &self.geoip_db)
+            .field("click_retention_days", &self.click_retention_days)
             .finish()
     }
 }
@@ -323,6 +337,7 @@ mod tests {
         assert_eq!(c.rate_limits(), hoplink::RateLimits::default());
         assert_eq!((c.analytics_batch_size, c.analytics_flush_ms), (500, 1000));
         assert_eq!(c.event_bus, EventBusKind::Memory);
+        assert_eq!(c.click_retention_days, 90);
     }
 
     #[test]
@@ -335,6 +350,7 @@ mod tests {
         assert!(Config::from_args(["--analytics-batch-size", "1000000000"]).is_err());
         assert!(Config::from_args(["--trusted-proxies", "10.0.0.0/8,nonsense"]).is_err());
         assert!(Config::from_args(["--event-bus", "rabbit"]).is_err());
+        assert!(Config::from_args(["--click-retention-days", "0"]).is_err());
         assert!(Config::from_args(["--cors-origins", "https://a.example/path"]).is_err());
         assert!(Config::from_args(["--cors-origins", "javascript:x"]).is_err());
         let cors = Config::from_args(["--cors-origins", "https://a.example,http://b.example:8080"])

@@ -148,7 +148,7 @@ pub fn too_many_requests(d: &RateLimitDecision) -> Response {
     resp
 }
 
-/// The API layer: reads the body (within [`crate::MAX_BODY_BYTES`]), authenticates
+/// The API layer: reads the body (within the route's `max_body`), authenticates
 /// presented credentials once (handlers' security schemes read the result), applies the
 /// route's rate limit, and turns what poem refused into precise problem documents.
 pub struct ApiGuard<E> {
@@ -166,7 +166,7 @@ impl<E: Endpoint> Endpoint for ApiGuard<E> {
                     .into_response_with(&[]),
             );
         };
-        let body = match read_body(&mut req).await {
+        let body = match read_body(&mut req, route.max_body).await {
             Ok(body) => body,
             Err(resp) => return Ok(resp),
         };
@@ -251,19 +251,16 @@ fn items_in(body: &[u8]) -> u32 {
     })
 }
 
-/// Reads the whole body, refusing one past [`crate::MAX_BODY_BYTES`] with 413 (by its
+/// Reads the whole body, refusing one past the route's `limit` with 413 (by its
 /// `Content-Length` before reading, or while reading a chunked one), and puts it back
 /// for the handler.
-async fn read_body(req: &mut Request) -> Result<Bytes, Response> {
+async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, Response> {
     use tokio::io::AsyncReadExt;
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!(
-                "request bodies are limited to {} bytes",
-                crate::MAX_BODY_BYTES
-            ),
+            format!("request bodies of this route are limited to {limit} bytes"),
         )
         .into_response_with(&[])
     };
@@ -271,16 +268,13 @@ async fn read_body(req: &mut Request) -> Result<Bytes, Response> {
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > crate::MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    let mut reader = req
-        .take_body()
-        .into_async_read()
-        .take(crate::MAX_BODY_BYTES as u64 + 1);
+    let mut reader = req.take_body().into_async_read().take(limit as u64 + 1);
     let mut bytes = Vec::new();
     match reader.read_to_end(&mut bytes).await {
-        Ok(_) if bytes.len() > crate::MAX_BODY_BYTES => Err(too_large()),
+        Ok(_) if bytes.len() > limit => Err(too_large()),
         Ok(_) => {
             let bytes = Bytes::from(bytes);
             req.set_body(bytes.clone());

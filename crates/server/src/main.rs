@@ -24,6 +24,16 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Import { owner, file }) => {
+            hoplink_server::init_logging(cli.config.log_format);
+            match import(&cli.config, &owner, &file).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("hoplink: import: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some(Command::Serve) | None => {
             hoplink_server::init_logging(cli.config.log_format);
             tracing::info!(config = ?cli.config, "starting");
@@ -47,6 +57,87 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Rows per call to the service: the unit of progress.
+const IMPORT_STEP: usize = 500;
+
+/// `hoplink import --owner EMAIL FILE`: the rows of `file` into `owner`'s links, with a
+/// progress bar on a terminal and a summary at the end. Exit 0 when every row was
+/// imported or skipped, 1 when some failed (listed on stderr), 2 when nothing could be.
+async fn import(
+    config: &hoplink_server::config::Config,
+    owner: &str,
+    file: &std::path::Path,
+) -> Result<ExitCode, String> {
+    use std::io::{IsTerminal, Write};
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let (format, rows) = hoplink::transfer::parse_import(&bytes).map_err(|e| e.to_string())?;
+    if config.database_url.is_none() {
+        eprintln!(
+            "hoplink: warning: no DATABASE_URL: the links go into memory and are gone when this command ends"
+        );
+    }
+    let shortener = hoplink_server::build_shortener(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let principal = shortener
+        .principal_by_email(owner)
+        .await
+        .map_err(|e| format!("{owner}: {e}"))?;
+    let total = rows.len();
+    let bar = std::io::stderr().is_terminal();
+    eprintln!("importing {total} rows ({format:?} format) for {owner}");
+    let mut report = hoplink::transfer::ImportReport::default();
+    let mut rows = rows.into_iter();
+    let mut done = 0;
+    let started = std::time::Instant::now();
+    loop {
+        let step: Vec<_> = rows.by_ref().take(IMPORT_STEP).collect();
+        if step.is_empty() {
+            break;
+        }
+        done += step.len();
+        let part = shortener.import_rows(&principal, step).await.map_err(|e| {
+            format!(
+                "stopped after {} rows: {e}",
+                done.saturating_sub(IMPORT_STEP)
+            )
+        })?;
+        report.merge(part);
+        if bar {
+            let width = 30 * done / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total} rows",
+                "#".repeat(width),
+                " ".repeat(30 - width)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if bar {
+        eprintln!();
+    }
+    shortener.shutdown().await;
+    for failure in &report.failed {
+        eprintln!(
+            "line {}: {}: {}",
+            failure.line, failure.code, failure.detail
+        );
+    }
+    println!(
+        "created {}, skipped {}, failed {} ({} rows in {:.1} s)",
+        report.created,
+        report.skipped,
+        report.failed.len(),
+        total,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `GET /api/v1/health` over a plain HTTP/1.0 connection to the local server.

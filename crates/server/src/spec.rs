@@ -386,19 +386,23 @@ pub fn complete(generated: &str) -> String {
     text
 }
 
+/// Text without control characters, as the API's text fields are checked.
+const CONTROL_FREE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
 /// The values each type of rule condition takes, one branch per type: the flat object
 /// (`type`, `value`, `key`) that the server parses, with what the service checks.
 fn condition_branches() -> Value {
     use hoplink::rules::{BROWSERS, DEVICES, OPERATING_SYSTEMS};
     let branch = |kind: &str, value: Value, key: bool| {
+        // `key` is parsed with the same rules whatever the type, so every branch states them.
         let mut properties = json!({
             "type": {"type": "string", "enum": [kind]},
             "value": value,
-            "key": {"type": "string", "nullable": true, "description": "Only `query` conditions use it"},
+            "key": {"type": "string", "nullable": true, "minLength": 1, "maxLength": 256, "pattern": CONTROL_FREE, "description": "Only `query` conditions use it"},
         });
         let mut required = json!(["type", "value"]);
         if key {
-            properties["key"] = json!({"type": "string", "minLength": 1, "maxLength": 256, "description": "The query parameter"});
+            properties["key"] = json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": CONTROL_FREE, "description": "The query parameter"});
             required = json!(["type", "value", "key"]);
         }
         json!({
@@ -432,10 +436,7 @@ fn condition_branches() -> Value {
         ),
         branch(
             "query",
-            text(
-                r"^[^\x00-\x1F\x7F-\x9F]*$",
-                "The parameter's value, or `*` for any"
-            ),
+            text(CONTROL_FREE, "The parameter's value, or `*` for any"),
             true
         ),
         branch(

@@ -2,9 +2,11 @@
 
 use crate::{PgStore, db_error};
 use async_trait::async_trait;
-use chrono::NaiveDate;
-use hoplink::records::{ClassifiedClick, DailyRollup, Dimension, RecordOutcome, RollupWindow};
-use hoplink::{AnalyticsStore, Error, Result, ValueCount};
+use chrono::{DateTime, NaiveDate, Utc};
+use hoplink::records::{
+    ClassifiedClick, ClickQuery, DailyRollup, Dimension, RecordOutcome, RollupWindow,
+};
+use hoplink::{AnalyticsStore, Click, Error, Result, ValueCount};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ const RECORD_CHUNK_BYTES: usize = 15_000;
 /// What a click adds to a statement's parameters (binary array elements: a 4-byte
 /// length each, then the value).
 fn parameter_bytes(click: &ClassifiedClick) -> usize {
-    let fixed = 4 * 11 + 16 + 16 + 4 + 1 + 1;
+    let fixed = 4 * 11 + 16 + 16 + 8 + 1 + 1;
     let text = [
         &click.visitor,
         &click.referrer,
@@ -50,17 +52,21 @@ fn record_chunks<'a>(clicks: &'a [&'a ClassifiedClick]) -> Vec<&'a [&'a Classifi
     chunks
 }
 
-/// One statement records a chunk of a batch: the inserted event ids decide which clicks are
-/// new, and every table is modified once (data-modifying CTEs see one snapshot).
+/// One statement records a chunk of a batch: the inserted click log rows decide which
+/// clicks are new (the log's primary key is the event id), and every table is modified
+/// once (data-modifying CTEs see one snapshot). The day is the UTC date of `at`, as
+/// [`ClassifiedClick::day`] is, computed here to keep the statement's parameters small.
 const RECORD_BATCH: &str = "
 WITH input AS (
-    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::text[], $5::bool[],
-                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[])
-        AS t(event_id, link_id, day, visitor, is_bot, referrer, browser, os, device, country, counted)
+    SELECT t.*, (t.at AT TIME ZONE 'UTC')::date AS day
+    FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bool[],
+                $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[])
+        AS t(event_id, link_id, at, visitor, is_bot, referrer, browser, os, device, country, counted)
 ),
 fresh_ids AS (
-    INSERT INTO click_events (event_id, day)
-    SELECT DISTINCT ON (event_id) event_id, day FROM input ORDER BY event_id
+    INSERT INTO clicks (event_id, link_id, at, bot, referrer, browser, os, device, country, visitor)
+    SELECT DISTINCT ON (event_id) event_id, link_id, at, is_bot, referrer, browser, os, device, country, visitor
+    FROM input ORDER BY event_id
     ON CONFLICT DO NOTHING
     RETURNING event_id
 ),
@@ -122,7 +128,7 @@ async fn record_chunk(pool: &PgPool, chunk: &[ClassifiedClick]) -> Result<u64> {
     let row = sqlx::query(RECORD_BATCH)
         .bind(chunk.iter().map(|c| c.event_id).collect::<Vec<_>>())
         .bind(chunk.iter().map(|c| c.link_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|c| c.day).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|c| c.at).collect::<Vec<_>>())
         .bind(col(|c| c.visitor.clone()))
         .bind(chunk.iter().map(|c| c.is_bot).collect::<Vec<_>>())
         .bind(col(|c| c.referrer.clone()))
@@ -180,6 +186,14 @@ impl AnalyticsStore for PgStore {
             recorded,
             duplicates: clicks.len() as u64 - recorded,
         })
+    }
+
+    async fn clicks(&self, query: &ClickQuery) -> Result<Vec<Click>> {
+        crate::clicks::page(&self.pool, query).await
+    }
+
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64> {
+        crate::clicks::prune(&self.pool, before).await
     }
 
     async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RollupWindow> {
@@ -254,6 +268,7 @@ mod tests {
             device: "desktop".into(),
             country: "DE".into(),
             counted_at_redirect: false,
+            at: chrono::Utc::now(),
         }
     }
 

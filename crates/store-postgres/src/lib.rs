@@ -31,6 +31,7 @@
 //! - Ids come from a sequence, one `nextval` per block of 1,000.
 
 mod analytics;
+mod clicks;
 mod ids;
 mod links;
 mod moderation;
@@ -175,6 +176,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| Error::backend("postgres", format!("migration failed: {e}")))?;
+        clicks::ensure_partitions(&pool, chrono::Utc::now().date_naive()).await?;
         // Connects on first use: the main pool just proved the database is there.
         let analytics_pool = PgPoolOptions::new()
             .max_connections(settings.analytics_connections.max(1))

@@ -59,6 +59,7 @@ async fn conformance_suite() {
     hoplink::testing::link_store(store.clone()).await;
     hoplink::testing::user_store(store.clone()).await;
     hoplink::testing::analytics_store(store.clone()).await;
+    hoplink::testing::click_log(store.clone()).await;
     hoplink::testing::domain_store(store.clone()).await;
     hoplink::testing::moderation_store(store.clone()).await;
     hoplink::testing::id_allocator(store.clone()).await;

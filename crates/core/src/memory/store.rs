@@ -1,12 +1,12 @@
 use super::{read, write};
 use crate::error::{Error, Result};
-use crate::model::{ApiKey, Link, LinkPatch, Page, User, ValueCount};
+use crate::model::{ApiKey, Click, Link, LinkPatch, Page, User, ValueCount};
 use crate::model::{BlockedHost, Cursor, Domain, DomainPatch, Report, ReportStatus};
 use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
     RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
-use crate::records::{DomainDeletion, cache_key};
+use crate::records::{ClickQuery, DomainDeletion, cache_key};
 use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -60,7 +60,13 @@ struct LinkState {
     /// Event ids recorded, newest generation first.
     seen_events: [std::collections::HashSet<Uuid, EventIdHashing>; 2],
     days: HashMap<(Uuid, NaiveDate), DayStats>,
+    /// Each link's latest raw clicks (at most [`CLICK_LOG_PER_LINK`]), in arrival order.
+    click_log: HashMap<Uuid, std::collections::VecDeque<Click>>,
 }
+
+/// Raw clicks the memory store keeps per link: the log of a store that lives in memory
+/// is bounded like the rest of it.
+pub const CLICK_LOG_PER_LINK: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct DayStats {
@@ -376,6 +382,11 @@ impl AnalyticsStore for MemoryStore {
                 continue;
             }
             outcome.recorded += 1;
+            let log = state.click_log.entry(click.link_id).or_default();
+            if log.len() >= CLICK_LOG_PER_LINK {
+                log.pop_front();
+            }
+            log.push_back(click.to_click());
             let day = state.days.entry((click.link_id, click.day)).or_default();
             if click.is_bot {
                 day.bot_clicks += 1;
@@ -397,6 +408,35 @@ impl AnalyticsStore for MemoryStore {
             }
         }
         Ok(outcome)
+    }
+
+    async fn clicks(&self, query: &ClickQuery) -> Result<Vec<Click>> {
+        let state = read(&self.links);
+        let Some(log) = state.click_log.get(&query.link_id) else {
+            return Ok(Vec::new());
+        };
+        let mut page: Vec<Click> = log
+            .iter()
+            .filter(|c| query.from.is_none_or(|from| c.at >= from))
+            .filter(|c| query.to.is_none_or(|to| c.at < to))
+            .filter(|c| query.after.is_none_or(|after| c.id < after))
+            .cloned()
+            .collect();
+        page.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
+        page.truncate(query.limit as usize);
+        Ok(page)
+    }
+
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut state = write(&self.links);
+        let mut removed = 0;
+        state.click_log.retain(|_, log| {
+            let kept = log.len();
+            log.retain(|c| c.at >= before);
+            removed += (kept - log.len()) as u64;
+            !log.is_empty()
+        });
+        Ok(removed)
     }
 
     async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RollupWindow> {
@@ -721,6 +761,7 @@ mod tests {
             device: "desktop".into(),
             country: "DE".into(),
             counted_at_redirect: false,
+            at: chrono::Utc::now(),
         }
     }
 
@@ -768,6 +809,7 @@ mod tests {
                 device: "desktop".into(),
                 country: "DE".into(),
                 counted_at_redirect: false,
+                at: chrono::Utc::now(),
             })
             .collect();
         assert_eq!(store.record(&clicks).await.unwrap().recorded, 300);

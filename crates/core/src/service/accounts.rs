@@ -91,6 +91,20 @@ impl Shortener {
         })
     }
 
+    /// The account of `email`, for work done on its behalf without its credentials (an
+    /// operator's import from the command line).
+    pub async fn principal_by_email(&self, email: &str) -> Result<Principal> {
+        let email = email.trim();
+        let found = if email.len() <= 254 && !email.chars().any(char::is_control) {
+            self.inner.users.user_by_email(email).await?
+        } else {
+            None
+        };
+        found
+            .map(|u| Principal { user_id: u.user.id })
+            .ok_or(Error::NotFound { what: "user" })
+    }
+
     /// Logs in: one answer (`Unauthorized`) for an unknown email and a wrong password,
     /// in about the same time.
     pub async fn login(&self, email: &str, password: &str) -> Result<TokenPair> {

@@ -59,6 +59,7 @@ pub struct ShortenerBuilder {
     reserved_aliases: Vec<Box<str>>,
     refresh_grace: Option<Duration>,
     geoip: Option<Arc<GeoIp>>,
+    click_retention: Option<Duration>,
 }
 
 impl std::fmt::Debug for ShortenerBuilder {
@@ -113,6 +114,12 @@ impl ShortenerBuilder {
                 .map(|e| e.as_ref().trim().to_ascii_lowercase())
                 .filter(|e| !e.is_empty()),
         );
+        self
+    }
+
+    /// How long raw clicks are kept (default 90 days): older ones are pruned every hour.
+    pub fn click_retention(mut self, retention: Duration) -> Self {
+        self.click_retention = Some(retention);
         self
     }
 
@@ -368,6 +375,9 @@ impl ShortenerBuilder {
                 refresh_ttl: Duration::from_secs(30 * 24 * 3600),
                 refresh_grace: self.refresh_grace.unwrap_or(DEFAULT_REFRESH_GRACE),
                 reserved_aliases: self.reserved_aliases,
+                click_retention: self
+                    .click_retention
+                    .unwrap_or(super::DEFAULT_CLICK_RETENTION),
             },
             jwt_secret,
             agents: SharedClassifier::default(),
@@ -444,6 +454,25 @@ impl ShortenerBuilder {
             stop_worker,
             worker,
         });
+        tokio::spawn(prune_clicks_hourly(Arc::downgrade(&inner)));
         Ok(Shortener { inner })
+    }
+}
+
+/// Prunes the raw click log every hour while the service lives (the first time a minute
+/// after the start, so a start stays quick).
+async fn prune_clicks_hourly(inner: std::sync::Weak<Inner>) {
+    let mut delay = Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = Duration::from_secs(3600);
+        let Some(inner) = inner.upgrade() else { return };
+        let shortener = Shortener { inner };
+        match shortener.prune_clicks().await {
+            Ok(removed) => tracing::debug!(removed, "raw clicks pruned"),
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning raw clicks failed; trying again in an hour")
+            }
+        }
     }
 }

@@ -62,6 +62,17 @@ impl Shortener {
     /// Fails with `Invalid` naming the field for bad input and with
     /// `Conflict { code: "alias_taken" }` when the alias exists.
     pub async fn shorten(&self, request: NewLink, owner: Option<&Principal>) -> Result<Link> {
+        self.create_link(request, owner, None).await
+    }
+
+    /// [`Shortener::shorten`]; for an import (`imported`: whether the link is active) an
+    /// expiry in the past is kept, as the link was.
+    pub(super) async fn create_link(
+        &self,
+        request: NewLink,
+        owner: Option<&Principal>,
+        imported: Option<bool>,
+    ) -> Result<Link> {
         let original_url = self
             .validate_destination("original_url", &request.original_url)
             .await?;
@@ -69,7 +80,10 @@ impl Shortener {
         if let Some(alias) = &request.custom_alias {
             validate_alias(alias, &self.inner.config.reserved_aliases)?;
         }
-        let expires_at = self.validate_expiry(request.expires_at)?;
+        let expires_at = match imported {
+            Some(_) => request.expires_at.map(stored_precision),
+            None => self.validate_expiry(request.expires_at)?,
+        };
         let max_clicks = Self::validate_max_clicks(request.max_clicks)?;
         let title = validate_title(request.title.as_deref())?;
         let tags = validate_tags(request.tags.as_deref().unwrap_or_default())?;
@@ -88,7 +102,7 @@ impl Shortener {
             expires_at,
             max_clicks,
             click_count: 0,
-            is_active: true,
+            is_active: imported.unwrap_or(true),
             domain,
             blocked: false,
             blocked_reason: None,

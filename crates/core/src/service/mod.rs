@@ -19,7 +19,9 @@ mod moderation;
 mod qr;
 mod redirect;
 mod smart;
+mod transfer;
 
+pub use analytics::{ClickOptions, DEFAULT_CLICK_PAGE, DEFAULT_CLICK_RETENTION, MAX_CLICK_PAGE};
 pub use builder::ShortenerBuilder;
 pub use health::{ComponentHealth, HealthReport};
 pub use links::{ListOptions, MAX_CLICKS};
@@ -28,6 +30,7 @@ pub use moderation::normalize_pattern;
 pub use qr::QrContent;
 pub use redirect::Redirect;
 pub use smart::{MAX_LINK_PASSWORD, Preview};
+pub use transfer::EXPORT_PAGE;
 
 use crate::analytics::PendingClick;
 use crate::bus::EventBus;
@@ -141,6 +144,8 @@ struct Config {
     refresh_grace: Duration,
     /// Words aliases may not be, besides [`crate::code::RESERVED_WORDS`].
     reserved_aliases: Vec<Box<str>>,
+    /// How long raw clicks are kept.
+    click_retention: Duration,
 }
 
 struct Tasks {

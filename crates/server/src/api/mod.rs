@@ -13,6 +13,7 @@ mod keys;
 mod qr;
 mod rules;
 mod system;
+mod transfer;
 mod urls;
 
 pub use urls::LinkBody;
@@ -28,6 +29,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Every area of the API, as one service.
 pub type Apis = (
     urls::UrlsApi,
+    transfer::TransferApi,
     analytics::AnalyticsApi,
     qr::QrApi,
     auth::AuthApi,
@@ -42,6 +44,7 @@ pub type Apis = (
 pub fn service() -> OpenApiService<Apis, ()> {
     let apis = (
         urls::UrlsApi,
+        transfer::TransferApi,
         analytics::AnalyticsApi,
         qr::QrApi,
         auth::AuthApi,

@@ -11,6 +11,7 @@ mod links;
 mod smart;
 mod spec;
 mod system;
+mod transfer;
 
 use hoplink_server::config::Config;
 use reqwest::{Client, Method, Response, StatusCode};
