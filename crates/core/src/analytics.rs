@@ -389,11 +389,19 @@ async fn publish_with_retry(
     }
 }
 
+/// What runs after a batch is recorded and before it is acknowledged (webhooks queue
+/// `link.clicked` there): a failure leaves the batch unacknowledged, to come again.
+#[async_trait::async_trait]
+pub(crate) trait AfterRecord: Send + Sync {
+    async fn recorded(&self, clicks: &[ClassifiedClick]) -> crate::error::Result<()>;
+}
+
 /// Consumes the bus in batches, classifies and records them, and acknowledges each batch
 /// once stored. When told to stop it drains the bus, then returns.
 pub(crate) async fn run_worker(
     mut consumer: Box<dyn EventConsumer>,
     store: Arc<dyn AnalyticsStore>,
+    after: Arc<dyn AfterRecord>,
     config: AnalyticsConfig,
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
@@ -442,7 +450,11 @@ pub(crate) async fn run_worker(
             .iter()
             .map(|e| classify(e, &mut classifier))
             .collect();
-        match store.record(&clicks).await {
+        let recorded = match store.record(&clicks).await {
+            Ok(outcome) => after.recorded(&clicks).await.map(|()| outcome),
+            Err(e) => Err(e),
+        };
+        match recorded {
             Ok(outcome) => {
                 attempt = 0;
                 Stats::bump(&stats.clicks_recorded, outcome.recorded);

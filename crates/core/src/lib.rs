@@ -5,7 +5,7 @@
 //! - [`Shortener`]: the service, built with [`Shortener::builder`]; the domain types it
 //!   speaks ([`Link`], [`NewLink`], [`Visit`], …) and its [`Error`] are at the root.
 //! - Traits a backend implements: [`LinkStore`], [`UserStore`], [`AnalyticsStore`],
-//!   [`DomainStore`], [`ModerationStore`], [`Cache`], [`RateLimiter`], [`IdAllocator`],
+//!   [`DomainStore`], [`ModerationStore`], [`WebhookStore`], [`Cache`], [`RateLimiter`], [`IdAllocator`],
 //!   [`EventBus`]; what they store and
 //!   exchange is in [`records`].
 //! - [`memory`]: the in-memory implementation of each, the defaults.
@@ -13,7 +13,8 @@
 //! - [`implementing_a_backend`]: a short guide for backend authors.
 //! - Building blocks with their own rules: [`agent`] (user-agent families), [`code`]
 //!   (short codes and aliases), [`validate`] (URLs, emails, passwords), [`auth`]
-//!   (passwords, tokens and keys).
+//!   (passwords, tokens and keys), [`transfer`] (CSV in and out), [`webhooks`] (signing,
+//!   retries, the delivery client).
 //!
 //! # Features
 //!
@@ -45,6 +46,7 @@ pub mod testing;
 mod text;
 pub mod transfer;
 pub mod validate;
+pub mod webhooks;
 
 pub use analytics::AnalyticsConfig;
 pub use bus::{EventBus, EventConsumer};
@@ -71,7 +73,7 @@ pub use service::{
     normalize_pattern,
 };
 pub use stats::StatsSnapshot;
-pub use store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
+pub use store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore, WebhookStore};
 pub use text::{StackString, excerpt};
 
 /// How to write a backend.
@@ -88,7 +90,9 @@ pub use text::{StackString, excerpt};
 ///     let store = Arc::new(MyStore::connect(&url).await.unwrap());
 ///     hoplink::testing::link_store(store.clone()).await;
 ///     hoplink::testing::user_store(store.clone()).await;
-///     hoplink::testing::analytics_store(store).await;
+///     hoplink::testing::analytics_store(store.clone()).await;
+///     hoplink::testing::click_log(store.clone()).await;
+///     hoplink::testing::webhook_store(store).await;
 /// }
 /// ```
 ///

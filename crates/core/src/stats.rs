@@ -16,6 +16,9 @@ pub(crate) struct Stats {
     pub(crate) clicks_recorded: AtomicU64,
     pub(crate) clicks_duplicate: AtomicU64,
     pub(crate) record_failures: AtomicU64,
+    pub(crate) webhook_deliveries: AtomicU64,
+    pub(crate) webhook_failures: AtomicU64,
+    pub(crate) webhook_drops: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -43,6 +46,12 @@ pub struct StatsSnapshot {
     pub clicks_duplicate: u64,
     /// Failed batch writes (retried).
     pub record_failures: u64,
+    /// Webhook deliveries a receiver took.
+    pub webhook_deliveries: u64,
+    /// Webhook delivery attempts that failed (retried with backoff).
+    pub webhook_failures: u64,
+    /// Webhook deliveries dropped because the store's queue was full.
+    pub webhook_drops: u64,
 }
 
 impl Stats {
@@ -65,6 +74,9 @@ impl Stats {
             clicks_recorded: r(&self.clicks_recorded),
             clicks_duplicate: r(&self.clicks_duplicate),
             record_failures: r(&self.record_failures),
+            webhook_deliveries: r(&self.webhook_deliveries),
+            webhook_failures: r(&self.webhook_failures),
+            webhook_drops: r(&self.webhook_drops),
         }
     }
 }

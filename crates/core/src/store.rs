@@ -12,6 +12,9 @@ use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, ClickQuery, DomainDeletion, LinkQuery,
     RecordOutcome, RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
+use crate::webhooks::{
+    Delivery, DeliveryJob, EnqueueOutcome, Webhook, WebhookEvent, WebhookPatch, WebhookRecord,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::fmt::Debug;
@@ -197,4 +200,64 @@ pub trait AnalyticsStore: Send + Sync + Debug {
     async fn health(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Where webhooks, their pending deliveries and their deliveries log live.
+///
+/// # Contract
+/// - `webhooks` lists an owner's webhooks newest first; `subscribed` the enabled ones that
+///   hear about `event` (of one owner, or of every owner for `None`).
+/// - `update_webhook` applies [`WebhookPatch::apply`]; `delete_webhook` removes the
+///   webhook with its pending jobs and its log. Both answer `None`/`false` for an unknown id.
+/// - `enqueue` keeps one job per `(webhook_id, event_id)`: a job enqueued again is a
+///   duplicate, never a second delivery. A store with a bounded queue refuses what is
+///   past it as `dropped`.
+/// - `claim_jobs` hands out jobs due at `now` (at most `limit`, oldest due first) and
+///   makes them due again only after `lease`: of instances claiming at once, each job
+///   goes to one. Jobs of disabled or deleted webhooks are never handed out.
+/// - `finish_job` records the attempt in the log (the newest
+///   [`DELIVERY_LOG`](crate::webhooks::DELIVERY_LOG) kept per webhook), resets the
+///   webhook's failure count on success or adds one on failure, disabling it at
+///   [`DISABLE_AFTER`](crate::webhooks::DISABLE_AFTER); then removes the job, or, with
+///   `retry_at`, makes it due then at the next attempt. Returns the webhook as it is now.
+/// - `deliveries` lists a webhook's log newest first.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + Debug {
+    /// Saves a new webhook.
+    async fn insert_webhook(&self, webhook: &WebhookRecord) -> Result<()>;
+    /// An owner's webhooks, newest first.
+    async fn webhooks(&self, owner_id: Uuid) -> Result<Vec<WebhookRecord>>;
+    /// One webhook.
+    async fn webhook(&self, id: Uuid) -> Result<Option<WebhookRecord>>;
+    /// Changes a webhook.
+    async fn update_webhook(&self, id: Uuid, patch: &WebhookPatch)
+    -> Result<Option<WebhookRecord>>;
+    /// Deletes a webhook, its jobs and its log.
+    async fn delete_webhook(&self, id: Uuid) -> Result<bool>;
+    /// Enabled webhooks that hear about `event`.
+    async fn subscribed(
+        &self,
+        owner_id: Option<Uuid>,
+        event: WebhookEvent,
+    ) -> Result<Vec<WebhookRecord>>;
+    /// Queues deliveries.
+    async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<EnqueueOutcome>;
+    /// Takes due jobs for a while.
+    async fn claim_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<DeliveryJob>>;
+    /// Records an attempt and retires or reschedules its job.
+    async fn finish_job(
+        &self,
+        job: &DeliveryJob,
+        delivery: &Delivery,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Webhook>>;
+    /// A webhook's latest deliveries, newest first.
+    async fn deliveries(&self, webhook_id: Uuid, limit: usize) -> Result<Vec<Delivery>>;
+    /// Jobs waiting, due or not.
+    async fn pending_jobs(&self) -> Result<u64>;
 }

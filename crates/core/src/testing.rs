@@ -19,7 +19,12 @@ use crate::records::{
     LinkQuery, RefreshTokenRecord, RotateOutcome, Rotation, UserRecord,
 };
 use crate::rules::RedirectRule;
-use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
+use crate::store::{
+    AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore, WebhookStore,
+};
+use crate::webhooks::{
+    DISABLE_AFTER, Delivery, DeliveryJob, Webhook, WebhookEvent, WebhookPatch, WebhookRecord,
+};
 use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -1059,6 +1064,225 @@ pub async fn click_log<S: LinkStore + AnalyticsStore + 'static>(store: Arc<S>) {
         ids[..3],
         "clicks older than the cutoff by a day or more are gone"
     );
+}
+
+fn sample_webhook(owner_id: Uuid, events: Vec<WebhookEvent>) -> WebhookRecord {
+    WebhookRecord {
+        webhook: Webhook {
+            id: Uuid::now_v7(),
+            owner_id,
+            url: "https://hooks.example.com/in".into(),
+            events,
+            description: Some("orders".into()),
+            enabled: true,
+            failures: 0,
+            created_at: stored_precision(Utc::now()),
+        },
+        secret: crate::webhooks::new_secret(),
+    }
+}
+
+fn sample_job(webhook_id: Uuid, event_id: Uuid) -> DeliveryJob {
+    DeliveryJob {
+        id: Uuid::now_v7(),
+        webhook_id,
+        event_id,
+        event: WebhookEvent::LinkCreated,
+        payload: r#"{"type":"link.created"}"#.into(),
+        attempt: 1,
+        due_at: stored_precision(Utc::now()),
+    }
+}
+
+fn attempt(job: &DeliveryJob, ok: bool) -> Delivery {
+    Delivery {
+        id: Uuid::now_v7(),
+        webhook_id: job.webhook_id,
+        event_id: job.event_id,
+        event: job.event,
+        attempt: job.attempt,
+        status_code: Some(if ok { 204 } else { 500 }),
+        error: (!ok).then(|| "the receiver answered 500".to_string()),
+        at: stored_precision(Utc::now()),
+    }
+}
+
+/// Checks a [`WebhookStore`]: webhooks kept and changed, one job per event and webhook,
+/// each claimed by one claimer at a time, retries, the log, failures counted to disabling.
+pub async fn webhook_store(store: Arc<dyn WebhookStore>) {
+    let owner = Uuid::now_v7();
+    let first = sample_webhook(
+        owner,
+        vec![WebhookEvent::LinkCreated, WebhookEvent::LinkClicked],
+    );
+    store.insert_webhook(&first).await.unwrap();
+    let second = sample_webhook(owner, vec![WebhookEvent::LinkDeleted]);
+    store.insert_webhook(&second).await.unwrap();
+    let stranger = sample_webhook(Uuid::now_v7(), vec![WebhookEvent::LinkCreated]);
+    store.insert_webhook(&stranger).await.unwrap();
+    assert_eq!(
+        store.webhook(first.webhook.id).await.unwrap(),
+        Some(first.clone())
+    );
+    let listed = store.webhooks(owner).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![second.clone(), first.clone()],
+        "newest first, own only"
+    );
+    let heard = store
+        .subscribed(Some(owner), WebhookEvent::LinkCreated)
+        .await
+        .unwrap();
+    assert_eq!(heard, vec![first.clone()]);
+    let everyone = store
+        .subscribed(None, WebhookEvent::LinkCreated)
+        .await
+        .unwrap();
+    assert_eq!(everyone.len(), 2);
+
+    let patch = WebhookPatch {
+        description: Some(None),
+        events: Some(vec![WebhookEvent::LinkCreated]),
+        ..WebhookPatch::default()
+    };
+    let changed = store
+        .update_webhook(first.webhook.id, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.webhook.description, None);
+    assert_eq!(changed.webhook.events, [WebhookEvent::LinkCreated]);
+    assert_eq!(changed.secret, first.secret);
+    assert!(
+        store
+            .update_webhook(Uuid::now_v7(), &patch)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // One job per event and webhook; each claimed by one claimer until its lease ends.
+    let event = Uuid::now_v7();
+    let job = sample_job(first.webhook.id, event);
+    let outcome = store
+        .enqueue(&[job.clone(), sample_job(first.webhook.id, event)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.queued, outcome.duplicates, outcome.dropped),
+        (1, 1, 0)
+    );
+    assert_eq!(store.pending_jobs().await.unwrap(), 1);
+    let now = stored_precision(Utc::now()) + ChronoDuration::seconds(1);
+    let lease = Duration::from_secs(30);
+    let (a, b) = tokio::join!(
+        store.claim_jobs(now, lease, 10),
+        store.claim_jobs(now, lease, 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 1, "a job goes to one claimer");
+    let claimed = a.into_iter().chain(b).next().unwrap();
+    assert_eq!(claimed, job);
+    assert!(
+        store.claim_jobs(now, lease, 10).await.unwrap().is_empty(),
+        "leased"
+    );
+    let later = now + ChronoDuration::seconds(31);
+    assert_eq!(
+        store.claim_jobs(later, lease, 10).await.unwrap().len(),
+        1,
+        "the lease ended"
+    );
+
+    // A failure reschedules at the next attempt; a success retires the job.
+    let retry_at = later + ChronoDuration::seconds(60);
+    let webhook = store
+        .finish_job(&claimed, &attempt(&claimed, false), Some(retry_at))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((webhook.failures, webhook.enabled), (1, true));
+    assert!(
+        store
+            .claim_jobs(later + ChronoDuration::seconds(59), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store.claim_jobs(retry_at, lease, 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempt, 2);
+    let webhook = store
+        .finish_job(&retried[0], &attempt(&retried[0], true), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(webhook.failures, 0, "a success resets the count");
+    assert_eq!(store.pending_jobs().await.unwrap(), 0);
+    let log = store.deliveries(first.webhook.id, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        [2, 1],
+        "newest first"
+    );
+    assert!(log[0].succeeded() && !log[1].succeeded());
+    assert_eq!(log[1].status_code, Some(500));
+
+    // Failures in a row disable the webhook; its jobs are no longer handed out.
+    let mut last = None;
+    for _ in 0..DISABLE_AFTER {
+        let job = sample_job(second.webhook.id, Uuid::now_v7());
+        store.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        last = store
+            .finish_job(&job, &attempt(&job, false), None)
+            .await
+            .unwrap();
+    }
+    let last = last.unwrap();
+    assert_eq!((last.failures, last.enabled), (DISABLE_AFTER, false));
+    store
+        .enqueue(&[sample_job(second.webhook.id, Uuid::now_v7())])
+        .await
+        .unwrap();
+    assert!(
+        store.claim_jobs(later, lease, 10).await.unwrap().is_empty(),
+        "disabled"
+    );
+    assert!(
+        store
+            .subscribed(Some(owner), WebhookEvent::LinkDeleted)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let enabled = WebhookPatch {
+        enabled: Some(true),
+        ..WebhookPatch::default()
+    };
+    let again = store
+        .update_webhook(second.webhook.id, &enabled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.webhook.enabled, again.webhook.failures), (true, 0));
+
+    // Deleting takes the jobs and the log along.
+    store
+        .enqueue(&[sample_job(first.webhook.id, Uuid::now_v7())])
+        .await
+        .unwrap();
+    assert!(store.delete_webhook(first.webhook.id).await.unwrap());
+    assert!(!store.delete_webhook(first.webhook.id).await.unwrap());
+    assert!(store.webhook(first.webhook.id).await.unwrap().is_none());
+    assert!(
+        store
+            .deliveries(first.webhook.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.claim_jobs(later, lease, 10).await.unwrap().is_empty());
 }
 
 /// Checks an [`AnalyticsStore`] (together with the [`LinkStore`] it shares data with).

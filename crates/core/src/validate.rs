@@ -127,6 +127,14 @@ fn check_host(host: &Host<&str>) -> std::result::Result<(), String> {
     }
 }
 
+/// Why an address is no public one (`Ok` when it is).
+pub(crate) fn check_ip(ip: std::net::IpAddr) -> std::result::Result<(), String> {
+    match ip {
+        std::net::IpAddr::V4(v4) => check_ipv4(v4),
+        std::net::IpAddr::V6(v6) => check_ipv6(v6),
+    }
+}
+
 fn check_ipv4(ip: Ipv4Addr) -> std::result::Result<(), String> {
     let o = ip.octets();
     let reason = if ip.is_loopback() {

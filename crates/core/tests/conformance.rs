@@ -34,6 +34,11 @@ async fn memory_moderation_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_webhook_store() {
+    testing::webhook_store(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_cache() {
     testing::cache(Arc::new(MemoryCache::new())).await;
 }

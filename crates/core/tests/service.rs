@@ -1485,3 +1485,88 @@ async fn embedders_get_smart_redirects_through_resolve() {
         "only the right password counted"
     );
 }
+
+#[tokio::test]
+async fn raw_clicks_page_by_cursor_and_go_after_the_retention_while_summaries_stay() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let s = Shortener::builder()
+        .clock(clock.clone())
+        .analytics(fast_analytics())
+        .click_retention(Duration::from_secs(30 * 86_400))
+        .build()
+        .unwrap();
+    let alice = user(&s, "alice@example.com").await;
+    let link = s
+        .shorten(NewLink::new("https://example.com/logged"), Some(&alice))
+        .await
+        .unwrap();
+    for ip in ["1.1.1.1", "2.2.2.2", "3.3.3.3"] {
+        s.resolve(&link.short_code, &click(CHROME, ip))
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(60));
+    }
+    s.resolve(&link.short_code, &click(SLACK, "4.4.4.4"))
+        .await
+        .unwrap();
+    let options = |limit, cursor| hoplink::ClickOptions {
+        limit: Some(limit),
+        cursor,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for _ in 0..200 {
+        all = s
+            .click_log(&alice, None, &link.short_code, options(100, None))
+            .await
+            .unwrap()
+            .items;
+        if all.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(all.len(), 4, "every click, bots included");
+    assert!(all[0].bot && !all[1].bot, "newest first");
+    assert!(all.iter().all(|c| !c.visitor.contains('.')), "no address");
+    let first = s
+        .click_log(&alice, None, &link.short_code, options(3, None))
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.expect("a second page").encode();
+    let second = s
+        .click_log(&alice, None, &link.short_code, options(3, Some(cursor)))
+        .await
+        .unwrap();
+    assert_eq!(second.items, all[3..]);
+    assert!(second.next_cursor.is_none());
+    assert!(matches!(
+        s.click_log(&alice, None, &link.short_code, options(1001, None))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    let bob = user(&s, "bob@example.com").await;
+    assert!(matches!(
+        s.click_log(&bob, None, &link.short_code, options(10, None))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+
+    assert_eq!(s.prune_clicks().await.unwrap(), 0, "nothing is old yet");
+    clock.advance(Duration::from_secs(31 * 86_400));
+    s.prune_clicks().await.unwrap();
+    let left = s
+        .click_log(&alice, None, &link.short_code, options(100, None))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "raw clicks go after the retention");
+    let summary = s
+        .analytics_summary(&alice, None, &link.short_code, 365)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.total_clicks, summary.bot_clicks),
+        (3, 1),
+        "rollups stay"
+    );
+}

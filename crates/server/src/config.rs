@@ -223,6 +223,11 @@ pub struct Config {
     /// deleted every hour. Daily rollups, and so summaries, are kept.
     #[arg(long, env = "CLICK_RETENTION_DAYS", default_value = "90", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub click_retention_days: u32,
+    /// Let webhook deliveries go to private and loopback addresses (receivers inside the
+    /// operator's network, tests). Refused by default, checked again on the resolved
+    /// address at each delivery.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value = "false", action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
     /// Comma-separated origins (`https://app.example.com`) whose browser scripts may call
     /// the API; `*` allows any. Empty: no cross-origin access.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -270,6 +275,7 @@ impl std::fmt::Debug for Config {
             .field("blocklist_file", &self.blocklist_file)
             .field("geoip_db", &self.geoip_db)
             .field("click_retention_days", &self.click_retention_days)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .finish()
     }
 }

@@ -195,6 +195,7 @@ async fn build(config: &Config) -> Result<(Shortener, Vec<BackendCounter>), Star
         .reserved_aliases(routes::reserved_names())
         .admin_emails(&config.admin_emails)
         .refresh_grace(Duration::from_secs(config.refresh_reuse_grace))
+        .webhooks_allow_private(config.webhook_allow_private)
         .click_retention(Duration::from_secs(
             u64::from(config.click_retention_days) * 86_400,
         ))

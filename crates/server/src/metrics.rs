@@ -170,7 +170,7 @@ impl Metrics {
             r(&self.latency_sum_nanos) as f64 / 1e9
         );
         let _ = writeln!(out, "hoplink_redirect_duration_seconds_count {count}");
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 15] = [
             (
                 "hoplink_rate_limited_total",
                 "Requests refused by a rate limit.",
@@ -230,6 +230,21 @@ impl Metrics {
                 "hoplink_click_events_flush_failures_total",
                 "Failed analytics batch writes (retried).",
                 stats.record_failures,
+            ),
+            (
+                "hoplink_webhook_deliveries_total",
+                "Webhook deliveries a receiver took.",
+                stats.webhook_deliveries,
+            ),
+            (
+                "hoplink_webhook_failures_total",
+                "Webhook delivery attempts that failed (retried with backoff).",
+                stats.webhook_failures,
+            ),
+            (
+                "hoplink_webhook_dropped_total",
+                "Webhook deliveries dropped: the queue was full.",
+                stats.webhook_drops,
             ),
         ];
         let backend = self.backend.iter().map(|c| (c.name, c.help, (c.read)()));

@@ -269,6 +269,39 @@ pub static ROUTES: &[Route] = &[
         handler: Handler::Api,
     },
     Route {
+        path: "/api/v1/webhooks",
+        operations: &[
+            op(Method::GET, &[401, 429, 503]),
+            op(Method::POST, &[400, 401, 413, 415, 422, 429, 503]),
+        ],
+        scope: Scope::Api,
+        cost: Cost::One,
+        max_body: crate::MAX_BODY_BYTES,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/webhooks/{id}",
+        operations: &[
+            op(Method::PATCH, &[400, 401, 404, 413, 415, 422, 429, 503]),
+            op(Method::DELETE, &[401, 404, 422, 429, 503]),
+        ],
+        scope: Scope::Api,
+        cost: Cost::One,
+        max_body: crate::MAX_BODY_BYTES,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
+        path: "/api/v1/webhooks/{id}/deliveries",
+        operations: &[op(Method::GET, &[401, 404, 422, 429, 503])],
+        scope: Scope::Api,
+        cost: Cost::One,
+        max_body: crate::MAX_BODY_BYTES,
+        credentials: true,
+        handler: Handler::Api,
+    },
+    Route {
         path: "/api/v1/domains",
         operations: &[
             op(Method::GET, &[401, 429, 503]),

@@ -36,6 +36,7 @@ mod ids;
 mod links;
 mod moderation;
 mod users;
+mod webhooks;
 
 use hoplink::{Error, Link, Result};
 use sqlx::PgPool;

@@ -62,6 +62,7 @@ async fn conformance_suite() {
     hoplink::testing::click_log(store.clone()).await;
     hoplink::testing::domain_store(store.clone()).await;
     hoplink::testing::moderation_store(store.clone()).await;
+    hoplink::testing::webhook_store(store.clone()).await;
     hoplink::testing::id_allocator(store.clone()).await;
     drop_schema(&store, &schema).await;
 }

@@ -10,12 +10,14 @@ mod cache;
 mod ids;
 mod limiter;
 mod store;
+mod webhooks;
 
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use ids::MemoryIdAllocator;
 pub use limiter::MemoryRateLimiter;
 pub use store::{DEFAULT_DEDUP_HORIZON, MemoryStore};
+pub use webhooks::MAX_PENDING_DELIVERIES;
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

@@ -31,6 +31,7 @@ type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub struct MemoryStore {
     links: RwLock<LinkState>,
     users: RwLock<UserState>,
+    pub(super) webhooks: std::sync::Mutex<super::webhooks::WebhookState>,
     dedup_horizon: usize,
 }
 
@@ -184,6 +185,7 @@ impl MemoryStore {
         MemoryStore {
             links: RwLock::default(),
             users: RwLock::default(),
+            webhooks: std::sync::Mutex::default(),
             dedup_horizon: events.max(1),
         }
     }

@@ -14,7 +14,9 @@ use crate::ids::IdAllocator;
 use crate::limiter::{RateLimiter, RateLimits};
 use crate::memory::{MemoryEventBus, MemoryIdAllocator, MemoryRateLimiter, MemoryStore};
 use crate::stats::Stats;
-use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
+use crate::store::{
+    AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore, WebhookStore,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -40,6 +42,8 @@ pub struct ShortenerBuilder {
     analytics: Option<Arc<dyn AnalyticsStore>>,
     domains: Option<Arc<dyn DomainStore>>,
     moderation: Option<Arc<dyn ModerationStore>>,
+    webhooks: Option<Arc<dyn WebhookStore>>,
+    webhooks_allow_private: bool,
     admin_emails: HashSet<String>,
     cache: Option<Arc<dyn Cache>>,
     limiter: Option<Arc<dyn RateLimiter>>,
@@ -75,17 +79,38 @@ impl std::fmt::Debug for ShortenerBuilder {
 }
 
 impl ShortenerBuilder {
-    /// One store for links, users, analytics, domains and moderation (what a PostgreSQL
-    /// or memory store is).
+    /// One store for links, users, analytics, domains, moderation and webhooks (what a
+    /// PostgreSQL or memory store is).
     pub fn store<S>(mut self, store: Arc<S>) -> Self
     where
-        S: LinkStore + UserStore + AnalyticsStore + DomainStore + ModerationStore + 'static,
+        S: LinkStore
+            + UserStore
+            + AnalyticsStore
+            + DomainStore
+            + ModerationStore
+            + WebhookStore
+            + 'static,
     {
         self.links = Some(store.clone());
+        self.webhooks = Some(store.clone());
         self.users = Some(store.clone());
         self.domains = Some(store.clone());
         self.moderation = Some(store.clone());
         self.analytics = Some(store);
+        self
+    }
+
+    /// The webhook store alone.
+    pub fn webhook_store(mut self, store: Arc<dyn WebhookStore>) -> Self {
+        self.webhooks = Some(store);
+        self
+    }
+
+    /// Let webhook deliveries go to private and loopback addresses (receivers inside the
+    /// operator's network, tests); refused by default, at registration and at each
+    /// delivery (on the address the name resolves to then).
+    pub fn webhooks_allow_private(mut self, allow: bool) -> Self {
+        self.webhooks_allow_private = allow;
         self
     }
 
@@ -293,6 +318,8 @@ impl ShortenerBuilder {
         let users = self.users.unwrap_or_else(|| memory.clone());
         let domains = self.domains.unwrap_or_else(|| memory.clone());
         let moderation = self.moderation.unwrap_or_else(|| memory.clone());
+        let webhooks = self.webhooks.unwrap_or_else(|| memory.clone());
+        let sender = crate::webhooks::Sender::new(self.webhooks_allow_private)?;
         let analytics_store = self.analytics.unwrap_or(memory);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limiter = self
@@ -343,6 +370,10 @@ impl ShortenerBuilder {
             users,
             domains,
             moderation,
+            webhooks,
+            sender,
+            webhook_wake: tokio::sync::Notify::new(),
+            subscribers: Mutex::default(),
             analytics: analytics_store.clone(),
             cache: self.cache,
             limiter,
@@ -398,6 +429,8 @@ impl ShortenerBuilder {
             forwarder_stop,
         ));
         let (stop_worker, worker_stop) = watch::channel(false);
+        let hook: Arc<dyn crate::analytics::AfterRecord> =
+            Arc::new(super::webhooks::ClickHook(Arc::downgrade(&inner)));
         let worker = analytics_config.run_worker.then(|| {
             let store = analytics_store.clone();
             let stats = stats.clone();
@@ -418,9 +451,14 @@ impl ShortenerBuilder {
                         }
                     }
                 };
-                run_worker(consumer, store, analytics_config, stats, worker_stop).await;
+                run_worker(consumer, store, hook, analytics_config, stats, worker_stop).await;
             })
         });
+        let (stop_deliveries, deliveries_stop) = watch::channel(false);
+        let deliveries = tokio::spawn(super::webhooks::run_deliveries(
+            Arc::downgrade(&inner),
+            deliveries_stop,
+        ));
         if let Some(cache) = &inner.cache {
             let weak = Arc::downgrade(&inner);
             cache.listen(Arc::new(move |invalidation| {
@@ -453,6 +491,8 @@ impl ShortenerBuilder {
             forwarder,
             stop_worker,
             worker,
+            stop_deliveries,
+            deliveries,
         });
         tokio::spawn(prune_clicks_hourly(Arc::downgrade(&inner)));
         Ok(Shortener { inner })

@@ -99,5 +99,10 @@ impl Shortener {
         {
             tracing::error!(error = %e, "analytics worker failed");
         }
+        // After the worker: its last batches may have queued `link.clicked`.
+        let _ = tasks.stop_deliveries.send(true);
+        if let Err(e) = tasks.deliveries.await {
+            tracing::error!(error = %e, "webhook deliveries failed");
+        }
     }
 }

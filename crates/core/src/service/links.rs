@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{Cursor, Link, LinkPatch, NewLink, Page, Principal};
 use crate::records::LinkQuery;
 use crate::validate::{validate_tags, validate_title};
+use crate::webhooks::WebhookEvent;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -129,6 +130,7 @@ impl Shortener {
         // The code may have been cached as unknown.
         self.invalidate(link.domain.as_deref(), &link.short_code)
             .await;
+        self.emit(WebhookEvent::LinkCreated, &link).await;
         Ok(link)
     }
 
@@ -299,6 +301,7 @@ impl Shortener {
             .ok_or(Error::NotFound { what: "link" })?;
         self.invalidate(updated.domain.as_deref(), &updated.short_code)
             .await;
+        self.emit(WebhookEvent::LinkUpdated, &updated).await;
         Ok(updated)
     }
 
@@ -313,6 +316,7 @@ impl Shortener {
             .ok_or(Error::NotFound { what: "link" })?;
         self.invalidate(deleted.domain.as_deref(), &deleted.short_code)
             .await;
+        self.emit(WebhookEvent::LinkDeleted, &deleted).await;
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ mod qr;
 mod redirect;
 mod smart;
 mod transfer;
+mod webhooks;
 
 pub use analytics::{ClickOptions, DEFAULT_CLICK_PAGE, DEFAULT_CLICK_RETENTION, MAX_CLICK_PAGE};
 pub use builder::ShortenerBuilder;
@@ -42,7 +43,9 @@ use crate::ids::IdAllocator;
 use crate::limiter::{RateLimiter, RateLimits};
 use crate::model::{Link, Principal};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
+use crate::store::{
+    AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore, WebhookStore,
+};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use domains::{DomainIds, DomainTable};
@@ -80,6 +83,12 @@ struct Inner {
     analytics: Arc<dyn AnalyticsStore>,
     domains: Arc<dyn DomainStore>,
     moderation: Arc<dyn ModerationStore>,
+    webhooks: Arc<dyn WebhookStore>,
+    /// Sends webhook deliveries.
+    sender: crate::webhooks::Sender,
+    /// Wakes the delivery loop when something was queued here.
+    webhook_wake: tokio::sync::Notify,
+    subscribers: Mutex<webhooks::Subscribers>,
     cache: Option<Arc<dyn Cache>>,
     limiter: Arc<dyn RateLimiter>,
     ids: Arc<dyn IdAllocator>,
@@ -153,6 +162,8 @@ struct Tasks {
     forwarder: JoinHandle<()>,
     stop_worker: watch::Sender<bool>,
     worker: Option<JoinHandle<()>>,
+    stop_deliveries: watch::Sender<bool>,
+    deliveries: JoinHandle<()>,
 }
 
 fn owned_by(link: Link, principal: &Principal) -> Result<Link> {

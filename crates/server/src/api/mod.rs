@@ -15,6 +15,7 @@ mod rules;
 mod system;
 mod transfer;
 mod urls;
+mod webhooks;
 
 pub use urls::LinkBody;
 
@@ -34,6 +35,7 @@ pub type Apis = (
     qr::QrApi,
     auth::AuthApi,
     keys::KeysApi,
+    webhooks::WebhooksApi,
     domains::DomainsApi,
     admin::AdminApi,
     system::SystemApi,
@@ -49,6 +51,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
         qr::QrApi,
         auth::AuthApi,
         keys::KeysApi,
+        webhooks::WebhooksApi,
         domains::DomainsApi,
         admin::AdminApi,
         system::SystemApi,
@@ -79,6 +82,8 @@ enum Tag {
     Auth,
     /// API keys.
     ApiKeys,
+    /// Signed deliveries of events about your links.
+    Webhooks,
     /// Short domains of the deployment.
     Domains,
     /// Moderation: every owner's links, blocking, the host blocklist, abuse reports.

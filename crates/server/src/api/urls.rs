@@ -330,7 +330,7 @@ impl poem_openapi::types::Example for PatchLinkBody {
     }
 }
 
-fn nullable<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option<U>> {
+pub(super) fn nullable<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option<U>> {
     match v {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),
@@ -338,7 +338,7 @@ fn nullable<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option
     }
 }
 
-fn present<T>(field: &'static str, v: MaybeUndefined<T>) -> hoplink::Result<Option<T>> {
+pub(super) fn present<T>(field: &'static str, v: MaybeUndefined<T>) -> hoplink::Result<Option<T>> {
     match v {
         MaybeUndefined::Undefined => Ok(None),
         MaybeUndefined::Value(v) => Ok(Some(v)),

@@ -12,6 +12,7 @@ mod smart;
 mod spec;
 mod system;
 mod transfer;
+mod webhooks;
 
 use hoplink_server::config::Config;
 use reqwest::{Client, Method, Response, StatusCode};
