@@ -77,7 +77,10 @@ async fn the_import_command_fills_an_account_from_a_file() {
         "https://example.com/imported/1199"
     );
     let listed: serde_json::Value = client
-        .get(format!("{}/api/v1/urls?tag=cli&limit=1", server.base))
+        .get(format!(
+            "{}/api/v1/urls?tag=cli&q=imported/1199",
+            server.base
+        ))
         .bearer_auth(&token)
         .send()
         .await

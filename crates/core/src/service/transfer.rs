@@ -8,6 +8,21 @@ use crate::transfer::{ImportFailure, ImportReport, ImportRow, parse_import};
 
 /// Links per page of an export.
 pub const EXPORT_PAGE: u32 = 100;
+/// Rows of an import in flight at once.
+const IMPORT_CONCURRENCY: usize = 16;
+
+impl ImportReport {
+    /// Adds one row's outcome; a backend failure stops the import.
+    fn count(&mut self, line: u64, outcome: Result<bool>) -> Result<()> {
+        match outcome {
+            Ok(true) => self.created += 1,
+            Ok(false) => self.skipped += 1,
+            Err(e @ Error::Backend { .. }) => return Err(e),
+            Err(e) => self.failed.push(ImportFailure::of(line, &e)),
+        }
+        Ok(())
+    }
+}
 
 impl Shortener {
     /// A page of the caller's links for an export, newest first: call again with the
@@ -44,28 +59,64 @@ impl Shortener {
     /// whose code exists with the same URL and owner is skipped (so a second import of a
     /// file creates nothing), one whose code another link has fails (`alias_taken`).
     /// Failed rows don't stop the others; only a backend failure stops the import.
+    ///
+    /// Rows are imported 16 at a time; a row naming a code an earlier
+    /// row of its window names waits for that one, so the outcome is that of importing
+    /// them in order.
     pub async fn import_rows(
         &self,
         principal: &Principal,
         rows: Vec<std::result::Result<ImportRow, ImportFailure>>,
     ) -> Result<ImportReport> {
         let mut report = ImportReport::default();
-        for row in rows {
-            let row = match row {
-                Ok(row) => row,
-                Err(failure) => {
-                    report.failed.push(failure);
-                    continue;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut seen = std::collections::HashSet::new();
+            let mut now = Vec::new();
+            let mut later = Vec::new();
+            for row in rows.by_ref().take(IMPORT_CONCURRENCY * 4) {
+                match row {
+                    Err(failure) => report.failed.push(failure),
+                    Ok(row) => {
+                        let key = (
+                            row.link.domain.as_deref().map(str::to_ascii_lowercase),
+                            row.link
+                                .custom_alias
+                                .as_deref()
+                                .map(str::to_ascii_lowercase),
+                        );
+                        if key.1.is_none() || seen.insert(key) {
+                            now.push(row);
+                        } else {
+                            later.push(row);
+                        }
+                    }
                 }
-            };
-            let line = row.line;
-            match self.import_row(principal, row).await {
-                Ok(true) => report.created += 1,
-                Ok(false) => report.skipped += 1,
-                Err(e @ Error::Backend { .. }) => return Err(e),
-                Err(e) => report.failed.push(ImportFailure::of(line, &e)),
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut queued = now.into_iter();
+            loop {
+                while tasks.len() < IMPORT_CONCURRENCY {
+                    let Some(row) = queued.next() else { break };
+                    let (shortener, principal) = (self.clone(), *principal);
+                    tasks.spawn(async move {
+                        let line = row.line;
+                        (line, shortener.import_row(&principal, row).await)
+                    });
+                }
+                let Some(done) = tasks.join_next().await else {
+                    break;
+                };
+                let (line, outcome) = done.map_err(|e| Error::backend("import", e))?;
+                report.count(line, outcome)?;
+            }
+            for row in later {
+                let line = row.line;
+                let outcome = self.import_row(principal, row).await;
+                report.count(line, outcome)?;
             }
         }
+        report.failed.sort_by_key(|f| f.line);
         Ok(report)
     }
 
