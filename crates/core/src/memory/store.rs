@@ -61,13 +61,16 @@ struct LinkState {
     /// Event ids recorded, newest generation first.
     seen_events: [std::collections::HashSet<Uuid, EventIdHashing>; 2],
     days: HashMap<(Uuid, NaiveDate), DayStats>,
-    /// Each link's latest raw clicks (at most [`CLICK_LOG_PER_LINK`]), in arrival order.
+    /// Each link's latest raw clicks, in arrival order.
     click_log: HashMap<Uuid, std::collections::VecDeque<Click>>,
+    /// The link of every click in `click_log`, oldest first: past [`CLICK_LOG_CAPACITY`]
+    /// the oldest click of all goes, which is the front of its link's log.
+    click_order: std::collections::VecDeque<Uuid>,
 }
 
-/// Raw clicks the memory store keeps per link: the log of a store that lives in memory
-/// is bounded like the rest of it.
-pub const CLICK_LOG_PER_LINK: usize = 10_000;
+/// Raw clicks the memory store keeps, of all links together (the latest): the log of a
+/// store that lives in memory is bounded like the rest of it.
+pub const CLICK_LOG_CAPACITY: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct DayStats {
@@ -384,11 +387,21 @@ impl AnalyticsStore for MemoryStore {
                 continue;
             }
             outcome.recorded += 1;
-            let log = state.click_log.entry(click.link_id).or_default();
-            if log.len() >= CLICK_LOG_PER_LINK {
+            state
+                .click_log
+                .entry(click.link_id)
+                .or_default()
+                .push_back(click.to_click());
+            state.click_order.push_back(click.link_id);
+            if state.click_order.len() > CLICK_LOG_CAPACITY
+                && let Some(oldest) = state.click_order.pop_front()
+                && let Some(log) = state.click_log.get_mut(&oldest)
+            {
                 log.pop_front();
+                if log.is_empty() {
+                    state.click_log.remove(&oldest);
+                }
             }
-            log.push_back(click.to_click());
             let day = state.days.entry((click.link_id, click.day)).or_default();
             if click.is_bot {
                 day.bot_clicks += 1;
@@ -438,6 +451,14 @@ impl AnalyticsStore for MemoryStore {
             removed += (kept - log.len()) as u64;
             !log.is_empty()
         });
+        // The order of what is left: by id, which is by time (UUIDv7).
+        let mut left: Vec<(Uuid, Uuid)> = state
+            .click_log
+            .iter()
+            .flat_map(|(link, log)| log.iter().map(move |c| (c.id, *link)))
+            .collect();
+        left.sort_unstable();
+        state.click_order = left.into_iter().map(|(_, link)| link).collect();
         Ok(removed)
     }
 
@@ -791,6 +812,24 @@ mod tests {
             500,
             "every click counted once"
         );
+    }
+
+    #[tokio::test]
+    async fn the_click_log_keeps_the_latest_clicks_of_all_links_together() {
+        let store = MemoryStore::new();
+        let (busy, quiet) = (Uuid::now_v7(), Uuid::now_v7());
+        store.record(&[click(quiet)]).await.unwrap();
+        let batch = |n| (0..n).map(|_| click(busy)).collect::<Vec<_>>();
+        for _ in 0..CLICK_LOG_CAPACITY / 1000 {
+            store.record(&batch(1000)).await.unwrap();
+        }
+        let state = read(&store.links);
+        assert_eq!(state.click_order.len(), CLICK_LOG_CAPACITY);
+        assert!(
+            !state.click_log.contains_key(&quiet),
+            "the oldest click went first, whatever its link"
+        );
+        assert_eq!(state.click_log[&busy].len(), CLICK_LOG_CAPACITY);
     }
 
     #[tokio::test]
