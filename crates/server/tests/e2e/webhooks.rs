@@ -453,6 +453,10 @@ async fn receivers_on_private_addresses_need_the_operators_consent() {
 
 #[tokio::test]
 async fn a_graceful_shutdown_delivers_what_is_pending() {
+    if backend_has("kafka") && !backend_has("postgres") {
+        eprintln!("skipped: with Kafka the restart check needs a store that outlives the process");
+        return;
+    }
     let args = backend_args(&["--webhook-allow-private", "true", SECRET]).await;
     let app = start_app(&args).await;
     let owner = app.user("leaving@example.com").await;
@@ -470,6 +474,19 @@ async fn a_graceful_shutdown_delivers_what_is_pending() {
     assert_eq!(resp.status(), StatusCode::FOUND);
     // Stopped at once: the click is still on its way through the pipeline.
     app.server.stop().await.unwrap();
+    if backend_has("kafka") {
+        // The stop flushed the click into the topic; what this instance's worker had not
+        // read is read by the group's next member, here the restarted instance, which
+        // records it and delivers its event.
+        let again = start_app(&args).await;
+        let got = receiver
+            .wait_for("the click after the restart", |r| !r.is_empty())
+            .await;
+        assert_eq!(got[0].json()["data"]["click"]["browser"], "Firefox");
+        again.server.stop().await.unwrap();
+        assert_eq!(receiver.received().len(), 1, "delivered once");
+        return;
+    }
     let got = receiver.received();
     assert_eq!(
         got.len(),
