@@ -9,8 +9,10 @@ use hoplink::{Click, Error, Result};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-/// Days of partitions kept ready after today.
-const DAYS_AHEAD: u64 = 7;
+/// Days of partitions kept ready after today: the hourly prune makes the next ones, and
+/// clicks of a day without its partition land in the default one (found, only not
+/// dropped with a partition), so a few days suffice and a start stays light.
+const DAYS_AHEAD: u64 = 2;
 /// How far the id of a click may run ahead of its time (the forwarder stamps the id a
 /// moment after the click): an upper bound on ids in a time filter, for partition pruning.
 const ID_SLACK_MS: i64 = 3_600_000;
