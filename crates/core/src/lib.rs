@@ -58,8 +58,8 @@ pub use ids::IdAllocator;
 pub use limiter::{LimitScope, Quota, RateLimitDecision, RateLimiter, RateLimits};
 pub use model::{
     AnalyticsSummary, ApiKey, BlockedHost, Click, Cursor, DayClicks, Domain, DomainPatch, Link,
-    LinkPatch, NewLink, Page, Principal, RedirectType, Report, ReportReason, ReportStatus, Role,
-    TokenPair, User, ValueCount, Visit,
+    LinkPatch, LinkSort, NewLink, Page, Principal, RedirectType, Report, ReportReason,
+    ReportStatus, Role, TokenPair, User, ValueCount, Visit,
 };
 #[cfg(feature = "qr")]
 pub use qr::{DEFAULT_QR_SIZE, MAX_QR_SIZE, MIN_QR_SIZE, QrFormat};

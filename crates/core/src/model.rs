@@ -376,31 +376,50 @@ pub enum Role {
     User,
 }
 
-/// Position in a listing: the (created_at, id) of the last item seen.
+/// Position in a listing: the (created_at, id) of the last item seen, or its
+/// (clicks, id) in a listing by clicks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     /// `created_at` of the last item returned.
     pub created_at: DateTime<Utc>,
     /// `id` of the last item returned.
     pub id: Uuid,
+    /// `click_count` of the last link returned, in a listing by clicks
+    /// ([`LinkSort::Clicks`]); `None` in every other listing.
+    pub clicks: Option<u64>,
+}
+
+/// The order of a link listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LinkSort {
+    /// Newest first: `created_at`, then `id`, descending.
+    #[default]
+    Newest,
+    /// Most clicked first: `click_count`, then `id`, descending. A link clicked while
+    /// someone pages may move past the cursor: such a listing is a snapshot per page.
+    Clicks,
 }
 
 impl Cursor {
-    /// The cursor that continues after `link`.
-    pub fn after(link: &Link) -> Self {
+    /// The cursor that continues after `link` in a listing sorted by `sort`.
+    pub fn after(link: &Link, sort: LinkSort) -> Self {
         Cursor {
             created_at: link.created_at,
             id: link.id,
+            clicks: (sort == LinkSort::Clicks).then_some(link.click_count),
         }
     }
 
     /// Opaque text form for clients.
     pub fn encode(&self) -> String {
-        let raw = format!(
+        let mut raw = format!(
             "{}.{}",
             self.created_at.timestamp_micros(),
             self.id.simple()
         );
+        if let Some(clicks) = self.clicks {
+            raw.push_str(&format!(".{clicks}"));
+        }
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -411,11 +430,22 @@ impl Cursor {
             .decode(text)
             .map_err(|_| bad())?;
         let raw = std::str::from_utf8(&raw).map_err(|_| bad())?;
-        let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+        let mut parts = raw.split('.');
+        let (Some(micros), Some(id)) = (parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let clicks = parts
+            .next()
+            .map(|c| c.parse::<u64>().map_err(|_| bad()))
+            .transpose()?;
+        if parts.next().is_some() {
+            return Err(bad());
+        }
         let micros: i64 = micros.parse().map_err(|_| bad())?;
         Ok(Cursor {
             created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
             id: Uuid::try_parse(id).map_err(|_| bad())?,
+            clicks,
         })
     }
 }

@@ -93,7 +93,7 @@ pub enum CacheEntry {
     Missing,
 }
 
-/// A listing request: one owner's links, newest first.
+/// A listing request: one owner's links, newest or most clicked first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkQuery {
     /// Whose links; `None`: everybody's, anonymous ones included (administrators).
@@ -105,8 +105,11 @@ pub struct LinkQuery {
     pub blocked: Option<bool>,
     /// Page size, 1–100.
     pub limit: u32,
-    /// Continue after this position.
+    /// Continue after this position (its `clicks` is set when `sort` is
+    /// [`LinkSort::Clicks`](crate::LinkSort::Clicks)).
     pub cursor: Option<Cursor>,
+    /// The order.
+    pub sort: crate::LinkSort,
     /// Only links carrying this tag (exact match).
     pub tag: Option<String>,
     /// Only links whose URL, title or code contains this text (case-insensitive).

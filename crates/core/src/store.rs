@@ -37,7 +37,9 @@ use uuid::Uuid;
 /// - `update` applies [`LinkPatch::apply`] and returns the new link; `delete` returns the
 ///   deleted link. Both return `None` for an unknown id, and neither touches `click_count`.
 /// - `list` returns the owner's links (everybody's when the query names no owner) ordered
-///   by `(created_at, id)` descending, starting strictly after the cursor, filtered by
+///   by `(created_at, id)` descending, or by `(click_count, id)` descending for
+///   [`LinkSort::Clicks`](crate::LinkSort::Clicks), starting strictly after the cursor
+///   (`(cursor.clicks, cursor.id)` in the latter order), filtered by
 ///   domain, blocked state, tag (exact) and text (case-insensitive substring of URL,
 ///   title or code); `next_cursor` is set only when more items exist.
 /// - `consume_click` increments `click_count` only while it is below `max_clicks`, atomically

@@ -11,7 +11,7 @@ use crate::clock::stored_precision;
 use crate::error::Error;
 use crate::ids::IdAllocator;
 use crate::limiter::{Quota, RateLimiter};
-use crate::model::{ApiKey, Cursor, Link, LinkPatch, RedirectType, User};
+use crate::model::{ApiKey, Cursor, Link, LinkPatch, LinkSort, RedirectType, User};
 use crate::model::{BlockedHost, Domain, DomainPatch, Report, ReportReason, ReportStatus};
 use crate::records::DomainDeletion;
 use crate::records::{
@@ -157,6 +157,7 @@ async fn link_round_trip(store: &dyn LinkStore) {
             blocked: None,
             limit: 10,
             cursor: None,
+            sort: LinkSort::Newest,
             tag: Some("a\0".into()),
             text: Some("\0".into()),
         })
@@ -318,6 +319,8 @@ async fn link_listing(store: &dyn LinkStore) {
             vec!["odd".into()]
         };
         link.title = Some(format!("Item {i}"));
+        // Counts 0, 3, 6, 2, 5, 1 and 5: two links tie, and the id breaks the tie.
+        link.click_count = if i == 6 { 5 } else { (i * 3 % 7) as u64 };
         if i == 3 {
             link.original_url = "https://example.com/Needle".into();
         }
@@ -337,6 +340,7 @@ async fn link_listing(store: &dyn LinkStore) {
         blocked: None,
         limit,
         cursor,
+        sort: LinkSort::Newest,
         tag: tag.map(Into::into),
         text: text.map(Into::into),
     };
@@ -388,7 +392,46 @@ async fn link_listing(store: &dyn LinkStore) {
         .unwrap();
     assert_eq!(by_code.items.len(), 1, "text filter on the code");
 
-    let after = Cursor::after(&newest_first[1]);
+    // By clicks: most first, the id breaking the tie, pages once each.
+    let mut most_clicked = created.clone();
+    most_clicked.sort_by_key(|l| std::cmp::Reverse((l.click_count, l.id)));
+    let by_clicks = |cursor| LinkQuery {
+        sort: LinkSort::Clicks,
+        ..query(2, cursor, None, None)
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list(&by_clicks(cursor)).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|l| l.id));
+        match page.next_cursor {
+            Some(c) => {
+                assert!(c.clicks.is_some(), "a clicks cursor holds the count");
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<Uuid> = most_clicked.iter().map(|l| l.id).collect();
+    assert_eq!(seen, expected, "pages walk the links most clicked first");
+    let even_by_clicks = store
+        .list(&LinkQuery {
+            sort: LinkSort::Clicks,
+            ..query(100, None, Some("even"), None)
+        })
+        .await
+        .unwrap();
+    assert!(
+        even_by_clicks
+            .items
+            .windows(2)
+            .all(|w| w[0].click_count >= w[1].click_count)
+            && even_by_clicks.items.len() == 4,
+        "filters hold in click order"
+    );
+
+    let after = Cursor::after(&newest_first[1], LinkSort::Newest);
     let rest = store
         .list(&query(100, Some(after), None, None))
         .await
@@ -401,6 +444,7 @@ async fn link_listing(store: &dyn LinkStore) {
             blocked: None,
             limit: 10,
             cursor: None,
+            sort: LinkSort::Newest,
             tag: None,
             text: None,
         })
@@ -494,6 +538,7 @@ pub async fn domain_store<S: LinkStore + DomainStore + 'static>(store: Arc<S>) {
             blocked: None,
             limit: 10,
             cursor: None,
+            sort: LinkSort::Newest,
             tag: None,
             text: None,
         })
@@ -507,6 +552,7 @@ pub async fn domain_store<S: LinkStore + DomainStore + 'static>(store: Arc<S>) {
             blocked: None,
             limit: 10,
             cursor: None,
+            sort: LinkSort::Newest,
             tag: None,
             text: None,
         })
@@ -520,6 +566,7 @@ pub async fn domain_store<S: LinkStore + DomainStore + 'static>(store: Arc<S>) {
             blocked: Some(false),
             limit: 100,
             cursor: None,
+            sort: LinkSort::Newest,
             tag: None,
             text: Some(code.clone()),
         })

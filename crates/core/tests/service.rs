@@ -3,7 +3,7 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use hoplink::memory::{MemoryCache, MemoryEventBus, MemoryStore};
 use hoplink::{
-    AnalyticsConfig, DomainPatch, Error, GoneReason, LimitScope, LinkPatch, ListOptions,
+    AnalyticsConfig, DomainPatch, Error, GoneReason, LimitScope, LinkPatch, LinkSort, ListOptions,
     ManualClock, NewLink, Principal, QrContent, QrFormat, Quota, RateLimits, RedirectType,
     ReportReason, ReportStatus, Shortener, Visit,
 };
@@ -712,7 +712,8 @@ async fn listing_with_pagination_and_filters() {
         "newest first"
     );
     let mut all = first.items.clone();
-    let mut cursor = first.next_cursor.map(|c| c.encode());
+    let first_cursor = first.next_cursor.unwrap();
+    let mut cursor = Some(first_cursor.encode());
     while let Some(c) = cursor {
         let page = s
             .list_links(
@@ -779,6 +780,39 @@ async fn listing_with_pagination_and_filters() {
             ..
         })
     ));
+    // A cursor continues only the order it came from.
+    let by_clicks = s
+        .list_links(
+            &me,
+            ListOptions {
+                sort: LinkSort::Clicks,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let clicks_cursor = by_clicks.next_cursor.unwrap().encode();
+    let newest_cursor = first_cursor.encode();
+    for (sort, cursor) in [
+        (LinkSort::Newest, clicks_cursor),
+        (LinkSort::Clicks, newest_cursor),
+    ] {
+        assert!(matches!(
+            s.list_links(
+                &me,
+                ListOptions {
+                    sort,
+                    cursor: Some(cursor),
+                    ..Default::default()
+                }
+            )
+            .await,
+            Err(Error::Invalid {
+                code: "invalid_cursor",
+                ..
+            })
+        ));
+    }
 }
 
 #[tokio::test]

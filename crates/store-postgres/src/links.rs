@@ -4,7 +4,9 @@ use crate::{PgStore, db_error, is_unique_violation, to_i64, unstorable};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hoplink::records::{ClickBudget, LinkQuery};
-use hoplink::{Error, Link, LinkPatch, LinkStore, Page, RedirectRule, RedirectType, Result};
+use hoplink::{
+    Error, Link, LinkPatch, LinkSort, LinkStore, Page, RedirectRule, RedirectType, Result,
+};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -162,12 +164,23 @@ impl LinkStore for PgStore {
         if let Some(blocked) = query.blocked {
             sql.push(" AND blocked = ").push_bind(blocked);
         }
-        if let Some(cursor) = query.cursor {
-            sql.push(" AND (created_at, id) < (")
-                .push_bind(cursor.created_at)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
+        match (query.sort, query.cursor) {
+            (_, None) => {}
+            (LinkSort::Newest, Some(cursor)) => {
+                sql.push(" AND (created_at, id) < (")
+                    .push_bind(cursor.created_at)
+                    .push(", ")
+                    .push_bind(cursor.id)
+                    .push(")");
+            }
+            (LinkSort::Clicks, Some(cursor)) => {
+                let clicks = cursor.clicks.map_or(i64::MAX, to_i64);
+                sql.push(" AND (click_count, id) < (")
+                    .push_bind(clicks)
+                    .push(", ")
+                    .push_bind(cursor.id)
+                    .push(")");
+            }
         }
         if let Some(tag) = &query.tag {
             sql.push(" AND ")
@@ -184,14 +197,17 @@ impl LinkStore for PgStore {
                 .push_bind(pattern)
                 .push(")");
         }
-        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(limit + 1);
+        sql.push(match query.sort {
+            LinkSort::Newest => " ORDER BY created_at DESC, id DESC LIMIT ",
+            LinkSort::Clicks => " ORDER BY click_count DESC, id DESC LIMIT ",
+        })
+        .push_bind(limit + 1);
         let rows = sql.build().fetch_all(&self.pool).await.map_err(db_error)?;
         let mut items = rows.iter().map(link_of).collect::<Result<Vec<_>>>()?;
         let more = items.len() as i64 > limit;
         items.truncate(limit as usize);
         let next_cursor = if more {
-            items.last().map(hoplink::Cursor::after)
+            items.last().map(|l| hoplink::Cursor::after(l, query.sort))
         } else {
             None
         };

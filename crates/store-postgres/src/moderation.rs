@@ -212,6 +212,7 @@ impl ModerationStore for PgStore {
             items.last().map(|r| Cursor {
                 created_at: r.created_at,
                 id: r.id,
+                clicks: None,
             })
         } else {
             None

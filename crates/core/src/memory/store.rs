@@ -1,6 +1,6 @@
 use super::{read, write};
 use crate::error::{Error, Result};
-use crate::model::{ApiKey, Click, Link, LinkPatch, Page, User, ValueCount};
+use crate::model::{ApiKey, Click, Link, LinkPatch, LinkSort, Page, User, ValueCount};
 use crate::model::{BlockedHost, Cursor, Domain, DomainPatch, Report, ReportStatus};
 use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
@@ -296,6 +296,24 @@ impl LinkStore for MemoryStore {
         };
         let text = query.text.as_ref().map(|t| t.to_lowercase());
         let limit = query.limit.max(1) as usize;
+        if query.sort == LinkSort::Clicks {
+            // No index by clicks here: counts move with every click, and the memory
+            // store holds one deployment's worth of links.
+            let after = query.cursor.map(|c| (c.clicks.unwrap_or(u64::MAX), c.id));
+            let mut matching: Vec<&Link> = index
+                .iter()
+                .filter_map(|(_, id)| state.by_id.get(id))
+                .filter(|link| matches(link, query, text.as_deref()))
+                .filter(|link| after.is_none_or(|a| (link.click_count, link.id) < a))
+                .collect();
+            matching.sort_unstable_by_key(|l| std::cmp::Reverse((l.click_count, l.id)));
+            let more = matching.len() > limit;
+            let items: Vec<Link> = matching.into_iter().take(limit).cloned().collect();
+            let next_cursor = more
+                .then(|| items.last().map(|l| Cursor::after(l, LinkSort::Clicks)))
+                .flatten();
+            return Ok(Page { items, next_cursor });
+        }
         let candidates: Box<dyn Iterator<Item = &(DateTime<Utc>, Uuid)>> = match query.cursor {
             Some(c) => Box::new(index.range(..(c.created_at, c.id)).rev()),
             None => Box::new(index.iter().rev()),
@@ -316,7 +334,7 @@ impl LinkStore for MemoryStore {
             items.push(link.clone());
         }
         let next_cursor = more
-            .then(|| items.last().map(crate::model::Cursor::after))
+            .then(|| items.last().map(|l| Cursor::after(l, LinkSort::Newest)))
             .flatten();
         Ok(Page { items, next_cursor })
     }
@@ -601,6 +619,7 @@ impl ModerationStore for MemoryStore {
             items.last().map(|r| Cursor {
                 created_at: r.created_at,
                 id: r.id,
+                clicks: None,
             })
         } else {
             None

@@ -93,6 +93,7 @@ impl Shortener {
         let next_cursor = more.then(|| items.last()).flatten().map(|c| Cursor {
             created_at: c.at,
             id: c.id,
+            clicks: None,
         });
         Ok(Page { items, next_cursor })
     }

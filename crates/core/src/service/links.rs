@@ -4,7 +4,7 @@ use super::{DEFAULT_PAGE_SIZE, MAX_BULK_ITEMS, MAX_PAGE_SIZE, Shortener, owned_b
 use crate::clock::stored_precision;
 use crate::code::validate_alias;
 use crate::error::{Error, Result};
-use crate::model::{Cursor, Link, LinkPatch, NewLink, Page, Principal};
+use crate::model::{Cursor, Link, LinkPatch, LinkSort, NewLink, Page, Principal};
 use crate::records::LinkQuery;
 use crate::validate::{validate_tags, validate_title};
 use crate::webhooks::WebhookEvent;
@@ -28,6 +28,9 @@ pub struct ListOptions {
     /// Only links of this short domain (its host; the default domain's host for those on
     /// the default domain); every domain when absent.
     pub domain: Option<String>,
+    /// The order (newest first by default). A cursor continues only the order it came
+    /// from.
+    pub sort: LinkSort,
 }
 
 impl Shortener {
@@ -189,7 +192,7 @@ impl Shortener {
         owned_by(link, principal)
     }
 
-    /// The caller's links, newest first.
+    /// The caller's links, newest or most clicked first.
     pub async fn list_links(
         &self,
         principal: &Principal,
@@ -211,6 +214,13 @@ impl Shortener {
             ));
         }
         let cursor = options.cursor.as_deref().map(Cursor::decode).transpose()?;
+        if cursor.is_some_and(|c| c.clicks.is_some() != (options.sort == LinkSort::Clicks)) {
+            return Err(Error::invalid(
+                "cursor",
+                "invalid_cursor",
+                "this cursor continues a listing in another order",
+            ));
+        }
         let text = options
             .query
             .map(|q| q.trim().to_string())
@@ -254,6 +264,7 @@ impl Shortener {
             blocked: None,
             limit,
             cursor,
+            sort: options.sort,
             tag,
             text,
         })

@@ -41,6 +41,7 @@ impl Shortener {
                 blocked: None,
                 limit: EXPORT_PAGE,
                 cursor,
+                sort: crate::LinkSort::Newest,
                 tag: None,
                 text: None,
             })

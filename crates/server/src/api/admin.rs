@@ -404,6 +404,7 @@ impl AdminApi {
             tag: None,
             query: q.0.map(Text::into_inner),
             domain: domain.0.map(Text::into_inner),
+            sort: hoplink::LinkSort::Newest,
         };
         let page = state
             .shortener

@@ -6,12 +6,12 @@ use super::{ApiResult, Auth, OptionalAuth, Tag, small, unsigned};
 use crate::problem::problem_of;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use hoplink::{Link, LinkPatch, ListOptions, NewLink};
+use hoplink::{Link, LinkPatch, LinkSort, ListOptions, NewLink};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -519,6 +519,9 @@ impl UrlsApi {
         /// Only links of this short domain (its host); every domain when absent.
         #[oai(validator(max_length = 253))]
         domain: Query<Option<Text>>,
+        /// `newest` (default) or `clicks` (most clicked first). A cursor continues only
+        /// the order it came from.
+        sort: Query<Option<SortBody>>,
     ) -> ApiResult<OkLinks> {
         let page = state
             .shortener
@@ -530,6 +533,7 @@ impl UrlsApi {
                     tag: tag.0.map(Text::into_inner),
                     query: q.0.map(Text::into_inner),
                     domain: domain.0.map(Text::into_inner),
+                    sort: sort.0.unwrap_or_default().into(),
                 },
             )
             .await?;
@@ -658,5 +662,25 @@ impl UrlsApi {
     ) -> ApiResult<NoContent> {
         state.shortener.delete_link(&auth.principal(), id.0).await?;
         Ok(NoContent::NoContent)
+    }
+}
+
+/// The order of a link listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum SortBody {
+    /// Newest first (default).
+    #[default]
+    Newest,
+    /// Most clicked first.
+    Clicks,
+}
+
+impl From<SortBody> for LinkSort {
+    fn from(sort: SortBody) -> LinkSort {
+        match sort {
+            SortBody::Newest => LinkSort::Newest,
+            SortBody::Clicks => LinkSort::Clicks,
+        }
     }
 }

@@ -308,6 +308,69 @@ async fn listing_and_bulk() {
     let (_, found) = app.get("/api/v1/urls?q=item%2012", Some(&token)).await;
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
 
+    // Most clicked first: Item 13 twice, Item 7 once.
+    let code_of = |title: &str| {
+        first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["title"] == title)
+            .unwrap()["short_code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for title in ["Item 13", "Item 13", "Item 7"] {
+        assert_eq!(
+            app.visit(&code_of(title), CHROME).await.status(),
+            StatusCode::FOUND
+        );
+    }
+    let mut order = Vec::new();
+    for _ in 0..100 {
+        let (s, top) = app
+            .get("/api/v1/urls?sort=clicks&limit=2", Some(&token))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        order = top["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["title"].as_str().unwrap().to_string(),
+                    l["click_count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        if order == [("Item 13".to_string(), 2), ("Item 7".to_string(), 1)] {
+            let cursor = top["next_cursor"].as_str().unwrap().to_string();
+            let (s, rest) = app
+                .get(
+                    &format!("/api/v1/urls?sort=clicks&cursor={cursor}&limit=100"),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(rest["items"].as_array().unwrap().len(), 23);
+            let (s, p) = app
+                .get(&format!("/api/v1/urls?cursor={cursor}"), Some(&token))
+                .await;
+            assert_eq!(
+                (s, p["code"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_cursor"))
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        order,
+        [("Item 13".to_string(), 2), ("Item 7".to_string(), 1)]
+    );
+    let (s, _) = app.get("/api/v1/urls?sort=oldest", Some(&token)).await;
+    assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::UNPROCESSABLE_ENTITY);
+
     let (s, bulk) = app
         .json(
             Method::POST,
