@@ -17,6 +17,7 @@ mod compress;
 pub mod config;
 pub mod conn;
 mod cors;
+mod dashboard;
 mod html;
 pub mod http;
 pub mod metrics;

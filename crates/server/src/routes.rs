@@ -25,6 +25,16 @@ pub enum Handler {
     Api,
     /// A plain page answered from hyper's request.
     Page(fn(&AppState) -> poem::Response),
+    /// The dashboard's files (`/app/…`), answered from hyper's request.
+    Dashboard,
+}
+
+impl Handler {
+    /// Whether the OpenAPI document describes the route (pages and the dashboard are
+    /// for browsers, not API clients).
+    pub fn documented(&self) -> bool {
+        !matches!(self, Handler::Page(_) | Handler::Dashboard)
+    }
 }
 
 /// Which rate limit a route counts against.
@@ -454,6 +464,33 @@ pub static ROUTES: &[Route] = &[
         credentials: false,
         handler: Handler::Page(pages::robots_txt),
     },
+    Route {
+        path: "/app",
+        operations: &[op(Method::GET, &[]), op(Method::HEAD, &[])],
+        scope: Scope::Unlimited,
+        cost: Cost::One,
+        max_body: crate::MAX_BODY_BYTES,
+        credentials: false,
+        handler: Handler::Dashboard,
+    },
+    Route {
+        path: "/app/",
+        operations: &[op(Method::GET, &[]), op(Method::HEAD, &[])],
+        scope: Scope::Unlimited,
+        cost: Cost::One,
+        max_body: crate::MAX_BODY_BYTES,
+        credentials: false,
+        handler: Handler::Dashboard,
+    },
+    Route {
+        path: "/app/{file}",
+        operations: &[op(Method::GET, &[404]), op(Method::HEAD, &[404])],
+        scope: Scope::Unlimited,
+        cost: Cost::One,
+        max_body: crate::MAX_BODY_BYTES,
+        credentials: false,
+        handler: Handler::Dashboard,
+    },
 ];
 
 /// Index of the redirect route in [`ROUTES`].
@@ -566,6 +603,9 @@ mod tests {
         assert_eq!(find("/my-alias"), Some(REDIRECT));
         assert_eq!(path_of("/docs"), Some("/docs"));
         assert_eq!(path_of("/robots.txt"), Some("/robots.txt"));
+        assert_eq!(path_of("/app"), Some("/app"));
+        assert_eq!(path_of("/app/"), Some("/app/"));
+        assert_eq!(path_of("/app/app.js"), Some("/app/{file}"));
         assert_eq!(path_of("/api/v1/urls"), Some("/api/v1/urls"));
         assert_eq!(path_of("/api/v1/urls/bulk"), Some("/api/v1/urls/bulk"));
         assert_eq!(path_of("/api/v1/urls/0190-x"), Some("/api/v1/urls/{id}"));
@@ -587,6 +627,7 @@ mod tests {
             "/a/b",
             "/api/v1/auth/evil",
             "/docs/x",
+            "/app/a/b",
         ] {
             assert_eq!(find(none), None, "{none}");
         }
@@ -596,7 +637,14 @@ mod tests {
     fn reserved_names_are_the_top_level_literals() {
         assert_eq!(
             reserved_names(),
-            ["api", "docs", "metrics", "openapi.json", "robots.txt"]
+            [
+                "api",
+                "app",
+                "docs",
+                "metrics",
+                "openapi.json",
+                "robots.txt"
+            ]
         );
     }
 

@@ -10,6 +10,7 @@
 use crate::compress;
 use crate::conn::{Gate, ProblemIo, Refusal, open_files_limit};
 use crate::cors;
+use crate::dashboard;
 use crate::http::{REQUEST_ID, new_request_id, valid_request_id};
 use crate::problem::Problem;
 use crate::redirect;
@@ -66,7 +67,7 @@ impl Connection {
         let origin = cors::allowed_origin(&state.config.cors_origins, req.headers());
         // Redirects are never compressed, so they skip the look at Accept-Encoding.
         let encoding = match route.map(|r| r.handler) {
-            Some(Handler::Page(_)) => compress::negotiate(req.headers(), true),
+            Some(Handler::Page(_) | Handler::Dashboard) => compress::negotiate(req.headers(), true),
             Some(Handler::Api) => compress::negotiate(req.headers(), false),
             _ => None,
         };
@@ -112,6 +113,7 @@ impl Connection {
                     }
                     None => page(state),
                 },
+                Handler::Dashboard => dashboard::answer(req.uri().path(), req.headers(), encoding),
                 Handler::Api => {
                     req.headers_mut().insert(REQUEST_ID, request_id.clone());
                     let mut req = poem::Request::from((

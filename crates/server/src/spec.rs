@@ -304,7 +304,7 @@ pub fn complete(generated: &str) -> String {
     }
     // Each operation's own error statuses, from the table.
     for route in ROUTES {
-        if matches!(route.handler, Handler::Page(_)) {
+        if !route.handler.documented() {
             continue;
         }
         for op in route.operations {
@@ -573,7 +573,7 @@ pub fn disagreements(document: &Value) -> Vec<String> {
         }
     }
     for route in ROUTES {
-        if matches!(route.handler, Handler::Page(_)) {
+        if !route.handler.documented() {
             continue;
         }
         for op in route.operations {
