@@ -1,7 +1,10 @@
-//! PostgreSQL figures: click ingest in batches of 500, and resolve from the store (the
-//! cold path) latency. Works in a fresh schema of `TEST_DATABASE_URL`, dropped at the end.
+//! PostgreSQL figures: click ingest in batches of 500 (`BATCH=n`) over 10,000 links
+//! (`LINKS=n`), with the CPU PostgreSQL's processes spent per click, and resolve from the
+//! store (the cold path) latency. Works in a fresh schema of `TEST_DATABASE_URL`, dropped
+//! at the end.
 //!
 //! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release -p hoplink-benches --example postgres`
+//! `BATCH=5000 LINKS=100000 ZIPF=1 cargo run --release -p hoplink-benches --example postgres`
 
 use hoplink::records::ClassifiedClick;
 use hoplink::{AnalyticsStore, LinkStore, NewLink, Shortener};
@@ -10,7 +13,34 @@ use hoplink_postgres::{PgSettings, PgStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LINKS: usize = 10_000;
+/// How many links the clicks go to (`LINKS=n`, default 10,000).
+fn links() -> usize {
+    static LINKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LINKS.get_or_init(|| {
+        std::env::var("LINKS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000)
+    })
+}
+
+/// CPU time (user + system, in clock ticks) of every process named `name`, from /proc.
+fn cpu_ticks_of(name: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (comm, rest) = stat.split_once(") ")?;
+            if !comm.ends_with(&format!("({name}")) {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split(' ').collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
 const LOOKUPS: usize = 20_000;
 
 /// Which link the `n`th click goes to. By default the links take the clicks in turn;
@@ -21,7 +51,7 @@ fn spread(n: usize) -> usize {
     static HOW: std::sync::OnceLock<Spread> = std::sync::OnceLock::new();
     match HOW.get_or_init(|| {
         if std::env::var_os("ZIPF").is_some() {
-            let weights: Vec<f64> = (1..=LINKS).map(|k| 1.0 / k as f64).collect();
+            let weights: Vec<f64> = (1..=links()).map(|k| 1.0 / k as f64).collect();
             let total: f64 = weights.iter().sum();
             let mut acc = 0.0;
             Spread::Zipf(
@@ -37,8 +67,8 @@ fn spread(n: usize) -> usize {
             let hot = std::env::var("HOT_LINKS")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(LINKS);
-            Spread::Turns(hot.clamp(1, LINKS))
+                .unwrap_or(links());
+            Spread::Turns(hot.clamp(1, links()))
         }
     }) {
         Spread::Turns(hot) => n % hot,
@@ -48,7 +78,7 @@ fn spread(n: usize) -> usize {
             z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             let u = (z ^ (z >> 31)) as f64 / u64::MAX as f64;
-            cdf.partition_point(|&c| c < u).min(LINKS - 1)
+            cdf.partition_point(|&c| c < u).min(links() - 1)
         }
     }
 }
@@ -123,19 +153,20 @@ async fn main() -> hoplink::Result<()> {
         .store(store.clone())
         .id_allocator(store.clone())
         .build()?;
-    let mut links = Vec::with_capacity(LINKS);
-    for i in 0..LINKS {
+    let mut links = Vec::with_capacity(self::links());
+    for i in 0..self::links() {
         links.push(
             shortener
                 .shorten(NewLink::new(format!("https://example.com/{i}")), None)
                 .await?,
         );
     }
-    eprintln!("{LINKS} links created");
+    eprintln!("{} links created", links.len());
 
     let today = chrono::Utc::now().date_naive();
     #[allow(non_snake_case)]
     let (BATCH, BATCHES) = (batch(), 200_000 / batch());
+    let postgres_before = cpu_ticks_of("postgres");
     let started = Instant::now();
     for b in 0..BATCHES {
         let clicks: Vec<ClassifiedClick> = (0..BATCH)
@@ -148,16 +179,20 @@ async fn main() -> hoplink::Result<()> {
         }
     }
     let took = started.elapsed();
+    let postgres_ticks = cpu_ticks_of("postgres").saturating_sub(postgres_before);
     println!(
-        "ingest: {} events in batches of {BATCH}: {:.0} events/s ({:.1} ms per batch)",
+        "ingest: {} events in batches of {BATCH} over {} links: {:.0} events/s ({:.1} ms per batch); PostgreSQL CPU {:.1} us per event",
         BATCH * BATCHES,
+        links.len(),
         (BATCH * BATCHES) as f64 / took.as_secs_f64(),
-        took.as_secs_f64() * 1000.0 / BATCHES as f64
+        took.as_secs_f64() * 1000.0 / BATCHES as f64,
+        // Clock ticks are 1/100 s on Linux.
+        postgres_ticks as f64 * 10_000.0 / (BATCH * BATCHES) as f64
     );
 
     let mut latencies = Vec::with_capacity(LOOKUPS);
     for i in 0..LOOKUPS {
-        let code = &links[(i * 7919) % LINKS].short_code;
+        let code = &links[(i * 7919) % links.len()].short_code;
         let t = Instant::now();
         let found = store.get_by_code(None, code).await?;
         latencies.push(t.elapsed());
