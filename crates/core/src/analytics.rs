@@ -18,8 +18,10 @@ use crate::stats::Stats;
 use crate::store::AnalyticsStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use siphasher::sip128::{Hasher128, SipHasher24};
 use std::collections::HashMap;
+use std::hash::Hasher as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +78,7 @@ pub(crate) struct PendingClick {
 #[derive(Debug, Clone)]
 pub(crate) struct VisitorHasher {
     secret: Arc<[u8]>,
-    today: Option<(NaiveDate, [u8; 32])>,
+    today: Option<(NaiveDate, [u8; 16])>,
 }
 
 impl VisitorHasher {
@@ -87,17 +89,20 @@ impl VisitorHasher {
         }
     }
 
-    fn salt(&mut self, day: NaiveDate) -> [u8; 32] {
+    /// The day's key: derived from the secret once a day (HMAC-SHA256), so a day's
+    /// pseudonyms can't be linked to another day's or to an address without the secret.
+    fn key(&mut self, day: NaiveDate) -> [u8; 16] {
         match self.today {
-            Some((d, salt)) if d == day => salt,
+            Some((d, key)) if d == day => key,
             _ => {
                 let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
                     .unwrap_or_else(|_| Hmac::<Sha256>::new_from_slice(b"hoplink").expect("key"));
                 mac.update(b"hoplink visitor salt ");
                 mac.update(day.to_string().as_bytes());
-                let salt: [u8; 32] = mac.finalize().into_bytes().into();
-                self.today = Some((day, salt));
-                salt
+                let mut key = [0u8; 16];
+                key.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+                self.today = Some((day, key));
+                key
             }
         }
     }
@@ -106,16 +111,17 @@ impl VisitorHasher {
         let Some(ip) = ip else {
             return String::new();
         };
-        let salt = self.salt(day);
-        let mut h = Sha256::new();
-        h.update(salt);
+        // SipHash-2-4 under the day's key is a PRF, which is all a pseudonym needs, at
+        // about a tenth of what SHA-256 cost per click (callgrind: 3,500 of a redirect's
+        // 28,500 instructions went to SHA-256).
+        let mut h = SipHasher24::new_with_key(&self.key(day));
         match ip {
-            IpAddr::V4(v4) => h.update(v4.octets()),
-            IpAddr::V6(v6) => h.update(v6.octets()),
+            IpAddr::V4(v4) => h.write(&v4.octets()),
+            IpAddr::V6(v6) => h.write(&v6.octets()),
         }
-        h.update([0]);
-        h.update(user_agent.unwrap_or_default().as_bytes());
-        hex(&h.finalize()[..16])
+        h.write_u8(0);
+        h.write(user_agent.unwrap_or_default().as_bytes());
+        hex(&h.finish128().as_bytes())
     }
 }
 
