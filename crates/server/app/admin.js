@@ -2,7 +2,7 @@
 // abuse reports and blocking links.
 
 import * as api from "./api.js";
-import { h, fill, field, onSubmit, heading, empty, failure, confirm, toast, time } from "./ui.js";
+import { h, fill, field, onSubmit, heading, empty, confirm, time, loadRows, attempt } from "./ui.js";
 
 export async function adminScreen(root) {
   const sections = [domainsSection(), blocklistSection(), reportsSection(), moderationSection()];
@@ -16,37 +16,27 @@ function section(title, id, ...children) {
 
 function domainsSection() {
   const list = h("div");
-  async function load() {
-    try {
-      const { items } = await api.json("GET", "/api/v1/domains");
-      fill(
-        list,
+  // The default domain is always there: the list is never empty.
+  const load = () =>
+    loadRows(
+      list,
+      async () => (await api.json("GET", "/api/v1/domains")).items,
+      (d) =>
         h(
-          "ul",
-          { class: "rows" },
-          items.map((d) =>
-            h(
-              "li",
-              { class: "row" },
-              h("strong", {}, d.host),
-              h("span", { class: "row-meta" }, d.is_default ? "Default domain" : ["Added ", time(d.created_at)]),
-              d.is_default ? null : h("button", { type: "button", class: "small danger", onclick: () => remove(d) }, "Remove"),
-            ),
-          ),
+          "li",
+          { class: "row" },
+          h("strong", {}, d.host),
+          h("span", { class: "row-meta" }, d.is_default ? "Default domain" : ["Added ", time(d.created_at)]),
+          d.is_default ? null : h("button", { type: "button", class: "small danger", onclick: () => remove(d) }, "Remove"),
         ),
-      );
-    } catch (e) {
-      fill(list, failure(e));
-    }
-  }
+      null,
+    );
   async function remove(d) {
     if (!(await confirm(`Remove ${d.host}?`, "Its links stop answering on it.", "Remove"))) return;
-    try {
+    await attempt(async () => {
       await api.request("DELETE", `/api/v1/domains/${encodeURIComponent(d.host)}`);
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
+    });
   }
   const form = onSubmit(
     h(
@@ -70,39 +60,25 @@ function domainsSection() {
 
 function blocklistSection() {
   const list = h("div");
-  async function load() {
-    try {
-      const { items } = await api.json("GET", "/api/v1/admin/blocklist");
-      fill(
-        list,
-        items.length
-          ? h(
-              "ul",
-              { class: "rows" },
-              items.map((b) =>
-                h(
-                  "li",
-                  { class: "row" },
-                  h("strong", { class: "mono" }, b.pattern),
-                  h("span", { class: "row-meta" }, b.reason || ""),
-                  h("button", { type: "button", class: "small danger", onclick: () => remove(b) }, "Remove"),
-                ),
-              ),
-            )
-          : empty("No blocked hosts. New links to a blocked host are refused."),
-      );
-    } catch (e) {
-      fill(list, failure(e));
-    }
-  }
-  async function remove(b) {
-    try {
+  const load = () =>
+    loadRows(
+      list,
+      async () => (await api.json("GET", "/api/v1/admin/blocklist")).items,
+      (b) =>
+        h(
+          "li",
+          { class: "row" },
+          h("strong", { class: "mono" }, b.pattern),
+          h("span", { class: "row-meta" }, b.reason || ""),
+          h("button", { type: "button", class: "small danger", onclick: () => remove(b) }, "Remove"),
+        ),
+      empty("No blocked hosts. New links to a blocked host are refused."),
+    );
+  const remove = (b) =>
+    attempt(async () => {
       await api.request("DELETE", `/api/v1/admin/blocklist/${b.id}`);
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
-  }
+    });
   const form = onSubmit(
     h(
       "form",
@@ -124,83 +100,56 @@ function blocklistSection() {
 
 function reportsSection() {
   const list = h("div");
-  async function load() {
-    try {
-      const { items } = await api.json("GET", api.withQuery("/api/v1/admin/reports", { status: "open", limit: 50 }));
-      fill(
-        list,
-        items.length
-          ? h(
-              "ul",
-              { class: "rows" },
-              items.map((r) =>
-                h(
-                  "li",
-                  { class: "row" },
-                  h("div", {}, h("strong", {}, r.reason), " · ", r.link?.short_url || "", r.details ? h("p", { class: "hint" }, r.details) : null),
-                  h("span", { class: "row-meta" }, time(r.created_at)),
-                  h(
-                    "div",
-                    { class: "actions" },
-                    h("button", { type: "button", class: "small", onclick: () => close(r, "resolved") }, "Resolve"),
-                    h("button", { type: "button", class: "small", onclick: () => close(r, "dismissed") }, "Dismiss"),
-                  ),
-                ),
-              ),
-            )
-          : empty("No open reports."),
-      );
-    } catch (e) {
-      fill(list, failure(e));
-    }
-  }
-  async function close(r, status) {
-    try {
+  const load = () =>
+    loadRows(
+      list,
+      async () => (await api.json("GET", api.withQuery("/api/v1/admin/reports", { status: "open", limit: 50 }))).items,
+      (r) =>
+        h(
+          "li",
+          { class: "row" },
+          h("div", {}, h("strong", {}, r.reason), " · ", r.link?.short_url || "", r.details ? h("p", { class: "hint" }, r.details) : null),
+          h("span", { class: "row-meta" }, time(r.created_at)),
+          h(
+            "div",
+            { class: "actions" },
+            h("button", { type: "button", class: "small", onclick: () => close(r, "resolved") }, "Resolve"),
+            h("button", { type: "button", class: "small", onclick: () => close(r, "dismissed") }, "Dismiss"),
+          ),
+        ),
+      empty("No open reports."),
+    );
+  const close = (r, status) =>
+    attempt(async () => {
       await api.json("PATCH", `/api/v1/admin/reports/${r.id}`, { body: { status } });
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
-  }
+    });
   return { element: section("Open reports", "rep-h", list), load };
 }
 
 function moderationSection() {
   const list = h("div");
   let q = "";
-  async function load() {
-    try {
-      const { items } = await api.json("GET", api.withQuery("/api/v1/admin/links", { q, limit: 20 }));
-      fill(
-        list,
-        items.length
-          ? h(
-              "ul",
-              { class: "rows" },
-              items.map((l) =>
-                h(
-                  "li",
-                  { class: "row" },
-                  h("div", {}, h("strong", {}, l.short_url), h("p", { class: "hint dest" }, l.original_url)),
-                  h("span", { class: `badge ${l.blocked ? "blocked" : "active"}` }, l.blocked ? "Blocked" : "Live"),
-                  h("button", { type: "button", class: "small", onclick: () => moderate(l) }, l.blocked ? "Unblock" : "Block"),
-                ),
-              ),
-            )
-          : empty(q ? "No link matches." : "No links yet."),
-      );
-    } catch (e) {
-      fill(list, failure(e));
-    }
-  }
+  const load = () =>
+    loadRows(
+      list,
+      async () => (await api.json("GET", api.withQuery("/api/v1/admin/links", { q, limit: 20 }))).items,
+      (l) =>
+        h(
+          "li",
+          { class: "row" },
+          h("div", {}, h("strong", {}, l.short_url), h("p", { class: "hint dest" }, l.original_url)),
+          h("span", { class: `badge ${l.blocked ? "blocked" : "active"}` }, l.blocked ? "Blocked" : "Live"),
+          h("button", { type: "button", class: "small", onclick: () => moderate(l) }, l.blocked ? "Unblock" : "Block"),
+        ),
+      empty(q ? "No link matches." : "No links yet."),
+    );
   async function moderate(l) {
     if (!l.blocked && !(await confirm(`Block ${l.short_url}?`, "Visitors get 410 Gone and its owner can't unblock it.", "Block"))) return;
-    try {
+    await attempt(async () => {
       await api.json("PATCH", `/api/v1/admin/links/${l.id}`, { body: { blocked: !l.blocked } });
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
+    });
   }
   const form = onSubmit(
     h(

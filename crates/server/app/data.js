@@ -2,7 +2,7 @@
 // imported with a report of each row that failed.
 
 import * as api from "./api.js";
-import { h, fill, field, onSubmit, heading, download, toast } from "./ui.js";
+import { h, fill, field, onSubmit, heading, download, attempt } from "./ui.js";
 
 export async function dataScreen(root) {
   const report = h("div", { "aria-live": "polite" });
@@ -39,13 +39,7 @@ export async function dataScreen(root) {
       "button",
       {
         type: "button",
-        onclick: async () => {
-          try {
-            download(await api.blob("/api/v1/urls/export"), "hoplink-links.csv");
-          } catch (e) {
-            toast(e.message);
-          }
-        },
+        onclick: () => attempt(async () => download(await api.blob("/api/v1/urls/export"), "hoplink-links.csv")),
       },
       "Download CSV",
     ),

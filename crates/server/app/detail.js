@@ -2,7 +2,7 @@
 // and its raw clicks.
 
 import * as api from "./api.js";
-import { h, fill, heading, failure, copy, go, toast, confirm, download, time, empty } from "./ui.js";
+import { h, fill, heading, failure, copy, go, toast, confirm, download, time, empty, attempt } from "./ui.js";
 import { linkForm, domains, statusBadge } from "./links.js";
 import { dayChart, breakdown } from "./chart.js";
 
@@ -79,26 +79,21 @@ export async function linkDetail(root, { id }) {
     form.querySelector("input").focus();
   }
 
-  async function toggleActive() {
-    try {
+  const toggleActive = () =>
+    attempt(async () => {
       link = await api.json("PATCH", `/api/v1/urls/${link.id}`, { body: { is_active: !link.is_active } });
       toast(link.is_active ? "Enabled" : "Disabled");
       drawSummary();
-    } catch (e) {
-      toast(e.message);
-    }
-  }
+    });
 
   async function remove() {
     const sure = await confirm("Delete this link?", `${link.short_url} will answer 404 for good and its code can't be used again.`);
     if (!sure) return;
-    try {
+    await attempt(async () => {
       await api.request("DELETE", `/api/v1/urls/${link.id}`);
       toast("Link deleted");
       go("/links");
-    } catch (e) {
-      toast(e.message);
-    }
+    });
   }
 
   drawSummary();
@@ -214,13 +209,8 @@ function qrSection(link) {
     .blob(path("png", 384))
     .then((b) => (img.src = URL.createObjectURL(b)))
     .catch(() => (img.alt = "The QR code could not be made"));
-  const save = (format) => async () => {
-    try {
-      download(await api.blob(path(format, 1024)), `${link.short_code}.${format}`);
-    } catch (e) {
-      toast(e.message);
-    }
-  };
+  const save = (format) => () =>
+    attempt(async () => download(await api.blob(path(format, 1024)), `${link.short_code}.${format}`));
   return h(
     "section",
     { class: "card qr-box", "aria-labelledby": "qr-h" },
@@ -278,9 +268,9 @@ function clicksSection(link) {
     fill(more, cursor ? h("button", { type: "button", onclick: load }, "Load more") : null);
   }
 
-  async function csv() {
-    // Every page of the log, one file: the cursor of the next page is in a header.
-    try {
+  // Every page of the log, one file: the cursor of the next page is in a header.
+  const csv = () =>
+    attempt(async () => {
       let text = "";
       let next = null;
       for (let page = 0; page < 200; page += 1) {
@@ -291,10 +281,7 @@ function clicksSection(link) {
         if (!next) break;
       }
       download(new Blob([text], { type: "text/csv" }), `${link.short_code}-clicks.csv`);
-    } catch (e) {
-      toast(e.message);
-    }
-  }
+    });
 
   const element = h(
     "section",

@@ -1,46 +1,33 @@
 // API keys: create one (its secret is shown once, with a copy button), list, revoke.
 
 import * as api from "./api.js";
-import { h, fill, field, onSubmit, heading, empty, failure, copy, confirm, dialog, toast, time } from "./ui.js";
+import { h, fill, field, onSubmit, heading, empty, copy, confirm, dialog, toast, time, loadRows, attempt } from "./ui.js";
 
 export async function keysScreen(root) {
   const list = h("div", { class: "list" });
 
-  async function load() {
-    try {
-      const { items } = await api.json("GET", "/api/v1/api-keys");
-      fill(
-        list,
-        items.length
-          ? h(
-              "ul",
-              { class: "rows" },
-              items.map((k) =>
-                h(
-                  "li",
-                  { class: "row" },
-                  h("div", {}, h("strong", {}, k.name || "Unnamed key"), h("span", { class: "mono hint" }, ` ${k.prefix}…`)),
-                  h("div", { class: "row-meta" }, "Created ", time(k.created_at)),
-                  h("button", { type: "button", class: "small danger", onclick: () => revoke(k) }, "Revoke"),
-                ),
-              ),
-            )
-          : empty("No API keys yet. A key lets a program use the API as you: name it after the program."),
-      );
-    } catch (e) {
-      fill(list, failure(e));
-    }
-  }
+  const load = () =>
+    loadRows(
+      list,
+      async () => (await api.json("GET", "/api/v1/api-keys")).items,
+      (k) =>
+        h(
+          "li",
+          { class: "row" },
+          h("div", {}, h("strong", {}, k.name || "Unnamed key"), h("span", { class: "mono hint" }, ` ${k.prefix}…`)),
+          h("div", { class: "row-meta" }, "Created ", time(k.created_at)),
+          h("button", { type: "button", class: "small danger", onclick: () => revoke(k) }, "Revoke"),
+        ),
+      empty("No API keys yet. A key lets a program use the API as you: name it after the program."),
+    );
 
   async function revoke(k) {
     if (!(await confirm("Revoke this key?", `“${k.name || k.prefix}” stops working at once.`, "Revoke"))) return;
-    try {
+    await attempt(async () => {
       await api.request("DELETE", `/api/v1/api-keys/${k.id}`);
       toast("Key revoked");
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
+    });
   }
 
   const name = h("input", { name: "name", maxlength: 100, required: true, placeholder: "Deploy script" });

@@ -238,3 +238,25 @@ export function go(path) {
   if (location.hash === `#${path}`) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else location.hash = path;
 }
+
+/**
+ * Fills `el` with the rows `row` draws for what `fetchItems` resolves to, or with
+ * `emptyState` when there are none, or with the error when fetching fails.
+ */
+export async function loadRows(el, fetchItems, row, emptyState) {
+  try {
+    const items = await fetchItems();
+    fill(el, items.length ? h("ul", { class: "rows" }, items.map(row)) : emptyState);
+  } catch (e) {
+    fill(el, failure(e));
+  }
+}
+
+/** Runs an action of a button; a failure is told in a notice. */
+export async function attempt(action) {
+  try {
+    await action();
+  } catch (e) {
+    toast(e.message);
+  }
+}

@@ -2,7 +2,7 @@
 // each one's recent deliveries.
 
 import * as api from "./api.js";
-import { h, fill, field, onSubmit, heading, empty, failure, confirm, toast, time } from "./ui.js";
+import { h, fill, field, onSubmit, heading, empty, failure, confirm, toast, time, loadRows, attempt } from "./ui.js";
 import { showSecret } from "./keys.js";
 
 const EVENTS = ["link.created", "link.updated", "link.deleted", "link.clicked"];
@@ -10,19 +10,13 @@ const EVENTS = ["link.created", "link.updated", "link.deleted", "link.clicked"];
 export async function webhooksScreen(root) {
   const list = h("div", { class: "list" });
 
-  async function load() {
-    try {
-      const { items } = await api.json("GET", "/api/v1/webhooks");
-      fill(
-        list,
-        items.length
-          ? h("ul", { class: "rows" }, items.map(row))
-          : empty("No webhooks yet. A webhook posts a signed JSON message to your URL when your links change or are clicked."),
-      );
-    } catch (e) {
-      fill(list, failure(e));
-    }
-  }
+  const load = () =>
+    loadRows(
+      list,
+      async () => (await api.json("GET", "/api/v1/webhooks")).items,
+      row,
+      empty("No webhooks yet. A webhook posts a signed JSON message to your URL when your links change or are clicked."),
+    );
 
   function row(w) {
     return h(
@@ -39,24 +33,19 @@ export async function webhooksScreen(root) {
     );
   }
 
-  async function toggle(w) {
-    try {
+  const toggle = (w) =>
+    attempt(async () => {
       await api.json("PATCH", `/api/v1/webhooks/${w.id}`, { body: { enabled: !w.enabled } });
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
-  }
+    });
 
   async function remove(w) {
     if (!(await confirm("Delete this webhook?", `${w.url} hears nothing more.`))) return;
-    try {
+    await attempt(async () => {
       await api.request("DELETE", `/api/v1/webhooks/${w.id}`);
       toast("Webhook deleted");
       await load();
-    } catch (e) {
-      toast(e.message);
-    }
+    });
   }
 
   const url = h("input", { name: "url", type: "url", required: true, maxlength: 2048, placeholder: "https://example.com/hooks/hoplink" });

@@ -232,10 +232,28 @@ impl Session {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let png = self.client.screenshot().await.unwrap();
             std::fs::write(self.shots.join(format!("{name}-{tag}.png")), png).unwrap();
+            // Nothing may need a sideways scroll of the whole page (tables scroll inside
+            // their own box).
+            if !self.fits_the_window().await {
+                self.problems
+                    .push(format!("{name} ({tag}): the page is wider than the window"));
+            }
             self.check_accessibility(&format!("{name} ({tag})")).await;
         }
         self.client.set_window_size(1280, 800).await.unwrap();
         self.screens.push(name.to_string());
+    }
+
+    /// Whether the page needs no sideways scroll.
+    async fn fits_the_window(&self) -> bool {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            == json!(true)
     }
 
     async fn check_accessibility(&mut self, screen: &str) {
@@ -351,6 +369,15 @@ async fn a_person_manages_links_in_the_browser() {
     s.problems.clear();
     s.client
         .execute("document.getElementById('axe-probe').remove();", vec![])
+        .await
+        .unwrap();
+    // So does the width check: a block wider than the window.
+    assert!(s.fits_the_window().await);
+    let wide = "const d = document.createElement('div'); d.id = 'wide-probe'; d.style.width = '3000px'; d.style.height = '1px'; document.body.append(d);";
+    s.client.execute(wide, vec![]).await.unwrap();
+    assert!(!s.fits_the_window().await, "a 3000 px block is caught");
+    s.client
+        .execute("document.getElementById('wide-probe').remove();", vec![])
         .await
         .unwrap();
     s.click("a[href='#/register']").await;
