@@ -251,5 +251,52 @@ fn shorten(c: &mut Criterion) {
     rt.block_on(s.shutdown());
 }
 
-criterion_group!(benches, resolve, smart, codes, shorten);
+/// The analytics fold of one batch of 5,000 new clicks over 100,000 links, Zipf-shaped
+/// as in the PostgreSQL bench (a few hot links, a long tail of single clicks).
+fn fold(c: &mut Criterion) {
+    use hoplink::records::{ClassifiedClick, ClickFold};
+    const LINKS: u64 = 100_000;
+    let links: Vec<uuid::Uuid> = (0..LINKS)
+        .map(|i| uuid::Uuid::from_u64_pair(7, i))
+        .collect();
+    let now = chrono::Utc::now();
+    let batch: Vec<ClassifiedClick> = (0..5_000u64)
+        .map(|n| {
+            // splitmix64, then the inverse of the Zipf CDF (exponent 1), approximately.
+            let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let u = (z ^ (z >> 31)) as f64 / u64::MAX as f64;
+            let link = ((LINKS as f64).powf(u) as u64).clamp(1, LINKS) - 1;
+            let i = n as usize;
+            ClassifiedClick {
+                event_id: uuid::Uuid::now_v7(),
+                link_id: links[link as usize],
+                day: now.date_naive(),
+                visitor: format!("{:032x}", n % 5000),
+                is_bot: n % 20 == 0,
+                referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
+                browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),
+                os: ["Windows 10", "Mac OSX", "Linux"][i % 3].into(),
+                device: ["desktop", "mobile"][i % 2].into(),
+                country: ["DE", "US", "unknown"][i % 3].into(),
+                counted_at_redirect: false,
+                at: now,
+            }
+        })
+        .collect();
+    let folded = ClickFold::of(&batch);
+    eprintln!(
+        "fold of 5,000 clicks: {} day rows, {} breakdown rows, {} visitors, {} links",
+        folded.days.len(),
+        folded.breakdowns.len(),
+        folded.visitors.len(),
+        folded.counts.len()
+    );
+    c.bench_function("analytics/fold_5000_clicks_zipf", |b| {
+        b.iter(|| ClickFold::of(black_box(&batch)))
+    });
+}
+
+criterion_group!(benches, resolve, smart, codes, shorten, fold);
 criterion_main!(benches);

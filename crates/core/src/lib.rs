@@ -29,6 +29,7 @@ mod cache;
 mod clock;
 pub mod code;
 mod error;
+mod fold;
 mod geoip;
 mod ids;
 mod limiter;

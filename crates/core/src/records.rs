@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use crate::fold::{BreakdownDelta, ClickFold, DayDelta};
+
 /// The part of a link a redirect needs; this is what the caches hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedirectTarget {

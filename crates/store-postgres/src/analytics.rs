@@ -1,27 +1,53 @@
-//! [`AnalyticsStore`]: clicks into daily rollups, one statement per chunk.
+//! [`AnalyticsStore`]: clicks into the click log, then folded into daily rollups.
 
 use crate::{PgStore, db_error};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hoplink::records::{
-    ClassifiedClick, ClickQuery, DailyRollup, Dimension, RecordOutcome, RollupWindow,
+    BreakdownDelta, ClassifiedClick, ClickFold, ClickQuery, DailyRollup, DayDelta, Dimension,
+    RecordOutcome, RollupWindow,
 };
-use hoplink::{AnalyticsStore, Click, Error, Result, ValueCount};
+use hoplink::{AnalyticsStore, Click, Result, ValueCount};
 use sqlx::{PgPool, Row};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
-/// Most events per statement of [`AnalyticsStore::record`].
-const RECORD_CHUNK: usize = 100;
+/// Most parameter bytes per statement on a connection that keeps Nagle's algorithm on
+/// (see [`crate::nodelay`]): past ~16 KB a statement waits ~40 ms for the server's
+/// delayed ACK, so a group's writes take several statements.
+const NAGLE_STATEMENT_BYTES: usize = 15_000;
 
-/// Most parameter bytes per statement of [`AnalyticsStore::record`]: sqlx 0.9.0 leaves
-/// Nagle's algorithm on (launchbadge/sqlx#4335), and a statement whose parameters pass
-/// ~16 KB waits ~40 ms for the server's delayed ACK.
-const RECORD_CHUNK_BYTES: usize = 15_000;
+/// Most parameter bytes per statement otherwise: a batch of 5,000 clicks is ~600 KB.
+const STATEMENT_BYTES: usize = 4 << 20;
 
-/// What a click adds to a statement's parameters (binary array elements: a 4-byte
-/// length each, then the value).
-fn parameter_bytes(click: &ClassifiedClick) -> usize {
-    let fixed = 4 * 11 + 16 + 16 + 8 + 1 + 1;
+/// Splits `items` into runs whose parameters (`size` each) stay within `limit`; an
+/// item larger than that still gets a statement of its own.
+fn statement_chunks<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let item_bytes = size(item);
+        if i > start && bytes + item_bytes > limit {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += item_bytes;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+/// What a value adds to a statement's parameters as a binary array element: a 4-byte
+/// length, then the value.
+const fn element(bytes: usize) -> usize {
+    4 + bytes
+}
+
+/// A click log row's parameters.
+fn click_bytes(click: &&ClassifiedClick) -> usize {
     let text = [
         &click.visitor,
         &click.referrer,
@@ -30,123 +56,188 @@ fn parameter_bytes(click: &ClassifiedClick) -> usize {
         &click.device,
         &click.country,
     ];
-    fixed + text.iter().map(|t| t.len()).sum::<usize>()
+    element(16) * 2 + element(8) + element(1) + text.iter().map(|t| element(t.len())).sum::<usize>()
 }
 
-/// Splits clicks into runs of at most [`RECORD_CHUNK`] events and [`RECORD_CHUNK_BYTES`]
-/// of parameters (a single larger click still gets a statement of its own).
-fn record_chunks<'a>(clicks: &'a [&'a ClassifiedClick]) -> Vec<&'a [&'a ClassifiedClick]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, click) in clicks.iter().enumerate() {
-        let size = parameter_bytes(click);
-        if i > start && (i - start == RECORD_CHUNK || bytes + size > RECORD_CHUNK_BYTES) {
-            chunks.push(&clicks[start..i]);
-            (start, bytes) = (i, 0);
+/// The click log is the de-duplication record: its primary key is the event id, and
+/// the rows this statement returns are the clicks seen for the first time.
+const INSERT_CLICKS: &str = "
+INSERT INTO clicks (event_id, link_id, at, bot, referrer, browser, os, device, country, visitor)
+SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+ON CONFLICT DO NOTHING
+RETURNING event_id";
+
+/// The visitors a link had not seen that day come back: they are its new unique visitors.
+const INSERT_VISITORS: &str = "
+INSERT INTO daily_visitors (link_id, day, visitor)
+SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::text[])
+ON CONFLICT DO NOTHING
+RETURNING link_id, day";
+
+const ADD_DAYS: &str = "
+INSERT INTO daily_rollups (link_id, day, clicks, bot_clicks, unique_visitors)
+SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::int8[])
+ON CONFLICT (link_id, day) DO UPDATE SET
+    clicks = daily_rollups.clicks + EXCLUDED.clicks,
+    bot_clicks = daily_rollups.bot_clicks + EXCLUDED.bot_clicks,
+    unique_visitors = daily_rollups.unique_visitors + EXCLUDED.unique_visitors";
+
+const ADD_BREAKDOWNS: &str = "
+INSERT INTO daily_breakdowns (link_id, day, dimension, value, clicks)
+SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int8[])
+ON CONFLICT (link_id, day, dimension, value) DO UPDATE SET
+    clicks = daily_breakdowns.clicks + EXCLUDED.clicks";
+
+const ADD_CLICK_COUNTS: &str = "
+UPDATE links SET click_count = links.click_count + n.clicks
+FROM UNNEST($1::uuid[], $2::int8[]) AS n(link_id, clicks)
+WHERE links.id = n.link_id";
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Records one group of a batch in one transaction: its click log rows decide which
+/// clicks are new, and only those are folded into the rollups. A failed group adds
+/// nothing, so a batch retried later adds exactly what is missing.
+async fn record_group(
+    pool: &PgPool,
+    nagle: &AtomicBool,
+    group: &[&ClassifiedClick],
+) -> Result<u64> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    // Read after `begin`: a new connection has just said whether it keeps Nagle.
+    let limit = if nagle.load(Ordering::Relaxed) {
+        NAGLE_STATEMENT_BYTES
+    } else {
+        STATEMENT_BYTES
+    };
+    let mut by_event = group.to_vec();
+    by_event.sort_unstable_by_key(|c| c.event_id);
+    let mut fresh: HashSet<Uuid> = HashSet::with_capacity(group.len());
+    for chunk in statement_chunks(&by_event, limit, click_bytes) {
+        let text = |f: fn(&ClassifiedClick) -> &str| chunk.iter().map(|c| f(c)).collect::<Vec<_>>();
+        let rows = sqlx::query(INSERT_CLICKS)
+            .bind(chunk.iter().map(|c| c.event_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|c| c.link_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|c| c.at).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|c| c.is_bot).collect::<Vec<_>>())
+            .bind(text(|c| &c.referrer))
+            .bind(text(|c| &c.browser))
+            .bind(text(|c| &c.os))
+            .bind(text(|c| &c.device))
+            .bind(text(|c| &c.country))
+            .bind(text(|c| &c.visitor))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for row in rows {
+            fresh.insert(row.try_get("event_id").map_err(db_error)?);
         }
-        bytes += size;
     }
-    if start < clicks.len() {
-        chunks.push(&clicks[start..]);
+    let recorded = fresh.len() as u64;
+    // `remove`: a click given twice in one batch is new once.
+    let fold = ClickFold::of(
+        by_event
+            .iter()
+            .copied()
+            .filter(|c| fresh.remove(&c.event_id)),
+    );
+
+    let mut new_visitors: HashMap<(Uuid, NaiveDate), u64> = HashMap::new();
+    let visitor_bytes = |v: &(Uuid, NaiveDate, &str)| element(16) + element(4) + element(v.2.len());
+    for chunk in statement_chunks(&fold.visitors, limit, visitor_bytes) {
+        let rows = sqlx::query(INSERT_VISITORS)
+            .bind(chunk.iter().map(|v| v.0).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|v| v.1).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|v| v.2).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for row in rows {
+            let key = (
+                row.try_get("link_id").map_err(db_error)?,
+                row.try_get("day").map_err(db_error)?,
+            );
+            *new_visitors.entry(key).or_default() += 1;
+        }
     }
-    chunks
+    let day_bytes = |_: &DayDelta| element(16) + element(4) + 3 * element(8);
+    for chunk in statement_chunks(&fold.days, limit, day_bytes) {
+        sqlx::query(ADD_DAYS)
+            .bind(chunk.iter().map(|d| d.link_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|d| d.day).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|d| count(d.clicks)).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|d| count(d.bot_clicks))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                chunk
+                    .iter()
+                    .map(|d| count(new_visitors.get(&(d.link_id, d.day)).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    let breakdown_bytes = |b: &BreakdownDelta| {
+        element(16)
+            + element(4)
+            + element(b.dimension.as_str().len())
+            + element(b.value.len())
+            + element(8)
+    };
+    for chunk in statement_chunks(&fold.breakdowns, limit, breakdown_bytes) {
+        sqlx::query(ADD_BREAKDOWNS)
+            .bind(chunk.iter().map(|b| b.link_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|b| b.day).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|b| b.dimension.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|b| b.value).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|b| count(b.clicks)).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    for chunk in statement_chunks(&fold.counts, limit, |_| element(16) + element(8)) {
+        sqlx::query(ADD_CLICK_COUNTS)
+            .bind(chunk.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|c| count(c.1)).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(recorded)
 }
 
-/// One statement records a chunk of a batch: the inserted click log rows decide which
-/// clicks are new (the log's primary key is the event id), and every table is modified
-/// once (data-modifying CTEs see one snapshot). The day is the UTC date of `at`, as
-/// [`ClassifiedClick::day`] is, computed here to keep the statement's parameters small.
-const RECORD_BATCH: &str = "
-WITH input AS (
-    SELECT t.*, (t.at AT TIME ZONE 'UTC')::date AS day
-    FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bool[],
-                $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[])
-        AS t(event_id, link_id, at, visitor, is_bot, referrer, browser, os, device, country, counted)
-),
-fresh_ids AS (
-    INSERT INTO clicks (event_id, link_id, at, bot, referrer, browser, os, device, country, visitor)
-    SELECT DISTINCT ON (event_id) event_id, link_id, at, is_bot, referrer, browser, os, device, country, visitor
-    FROM input ORDER BY event_id
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-),
-fresh AS (
-    SELECT DISTINCT ON (i.event_id) i.* FROM input i JOIN fresh_ids f USING (event_id)
-),
-new_visitors AS (
-    INSERT INTO daily_visitors (link_id, day, visitor)
-    SELECT DISTINCT link_id, day, visitor FROM fresh WHERE NOT is_bot AND visitor <> ''
-    ORDER BY link_id, day, visitor
-    ON CONFLICT DO NOTHING
-    RETURNING link_id, day
-),
-visitor_counts AS (
-    SELECT link_id, day, count(*) AS n FROM new_visitors GROUP BY link_id, day
-),
-click_counts AS (
-    SELECT link_id, day,
-           count(*) FILTER (WHERE NOT is_bot) AS clicks,
-           count(*) FILTER (WHERE is_bot) AS bot_clicks
-    FROM fresh GROUP BY link_id, day
-),
-rollups AS (
-    INSERT INTO daily_rollups (link_id, day, clicks, bot_clicks, unique_visitors)
-    SELECT c.link_id, c.day, c.clicks, c.bot_clicks, coalesce(v.n, 0)
-    FROM click_counts c LEFT JOIN visitor_counts v USING (link_id, day)
-    ORDER BY c.link_id, c.day
-    ON CONFLICT (link_id, day) DO UPDATE SET
-        clicks = daily_rollups.clicks + EXCLUDED.clicks,
-        bot_clicks = daily_rollups.bot_clicks + EXCLUDED.bot_clicks,
-        unique_visitors = daily_rollups.unique_visitors + EXCLUDED.unique_visitors
-    RETURNING 1
-),
-breakdowns AS (
-    INSERT INTO daily_breakdowns (link_id, day, dimension, value, clicks)
-    SELECT link_id, day, d.dimension, d.value, count(*)
-    FROM fresh,
-         LATERAL (VALUES ('referrer', referrer), ('browser', browser), ('os', os),
-                         ('device', device), ('country', country)) AS d(dimension, value)
-    WHERE NOT is_bot
-    GROUP BY link_id, day, d.dimension, d.value
-    ORDER BY link_id, day, d.dimension, d.value
-    ON CONFLICT (link_id, day, dimension, value) DO UPDATE SET
-        clicks = daily_breakdowns.clicks + EXCLUDED.clicks
-    RETURNING 1
-),
-counted AS (
-    UPDATE links SET click_count = links.click_count + n.clicks
-    FROM (SELECT link_id, count(*) AS clicks FROM fresh WHERE NOT is_bot AND NOT counted GROUP BY link_id) n
-    WHERE links.id = n.link_id
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM fresh) AS recorded,
-       (SELECT count(*) FROM rollups) + (SELECT count(*) FROM breakdowns) + (SELECT count(*) FROM counted) AS touched
-";
-
-async fn record_chunk(pool: &PgPool, chunk: &[ClassifiedClick]) -> Result<u64> {
-    let col = |f: fn(&ClassifiedClick) -> String| chunk.iter().map(f).collect::<Vec<String>>();
-    let row = sqlx::query(RECORD_BATCH)
-        .bind(chunk.iter().map(|c| c.event_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|c| c.link_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|c| c.at).collect::<Vec<_>>())
-        .bind(col(|c| c.visitor.clone()))
-        .bind(chunk.iter().map(|c| c.is_bot).collect::<Vec<_>>())
-        .bind(col(|c| c.referrer.clone()))
-        .bind(col(|c| c.browser.clone()))
-        .bind(col(|c| c.os.clone()))
-        .bind(col(|c| c.device.clone()))
-        .bind(col(|c| c.country.clone()))
-        .bind(
-            chunk
-                .iter()
-                .map(|c| c.counted_at_redirect)
-                .collect::<Vec<_>>(),
-        )
-        .fetch_one(pool)
-        .await
-        .map_err(db_error)?;
-    let n: i64 = row.try_get("recorded").map_err(db_error)?;
-    Ok(n.max(0) as u64)
+/// Splits a batch sorted by link into at most `groups` runs of about equal size that
+/// never split a link: groups then touch disjoint rollup rows and run side by side.
+fn link_groups<'a>(
+    sorted: &'a [&'a ClassifiedClick],
+    groups: usize,
+) -> Vec<&'a [&'a ClassifiedClick]> {
+    let target = sorted.len().div_ceil(groups.max(1)).max(1);
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < sorted.len() {
+        let mut end = (start + target).min(sorted.len());
+        while end < sorted.len() && sorted[end].link_id == sorted[end - 1].link_id {
+            end += 1;
+        }
+        runs.push(&sorted[start..end]);
+        start = end;
+    }
+    runs
 }
 
 #[async_trait]
@@ -155,31 +246,21 @@ impl AnalyticsStore for PgStore {
         if clicks.is_empty() {
             return Ok(RecordOutcome::default());
         }
-        // Each chunk statement is complete on its own (de-duplication, rollups and
-        // click_count of its events move together), so a failed batch retried later only
-        // adds what is missing. Chunks run concurrently on separate connections; sorted by
-        // link they mostly touch disjoint rows, and every statement locks in key order.
-        //
-        // Why chunks of bounded size: see RECORD_CHUNK_BYTES.
+        // The batch is folded in memory, so each rollup row is written once per batch;
+        // groups of links run concurrently on the analytics pool's connections, and
+        // every statement writes in key order, so concurrent writers cannot deadlock.
         let mut sorted: Vec<&ClassifiedClick> = clicks.iter().collect();
-        sorted.sort_by_key(|c| (c.link_id, c.event_id));
-        let mut tasks = tokio::task::JoinSet::new();
-        for chunk in record_chunks(&sorted) {
-            let chunk: Vec<ClassifiedClick> = chunk.iter().map(|c| (*c).clone()).collect();
-            let pool = self.analytics_pool.clone();
-            tasks.spawn(async move { record_chunk(&pool, &chunk).await });
-        }
+        sorted.sort_unstable_by_key(|c| (c.link_id, c.event_id));
+        let groups = link_groups(&sorted, self.record_groups);
+        let results = futures_util::future::join_all(
+            groups
+                .iter()
+                .map(|group| record_group(&self.analytics_pool, &self.nagle, group)),
+        )
+        .await;
         let mut recorded = 0u64;
-        let mut failure = None;
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(n)) => recorded += n,
-                Ok(Err(e)) => failure = Some(e),
-                Err(e) => failure = Some(Error::backend("postgres", e)),
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
+        for result in results {
+            recorded += result?;
         }
         let recorded = recorded.min(clicks.len() as u64);
         Ok(RecordOutcome {
@@ -273,8 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn chunks_keep_every_click_in_order_within_both_bounds() {
-        // Ordinary clicks fill chunks of RECORD_CHUNK; long referrers make them smaller.
+    fn statements_keep_every_click_in_order_within_the_byte_bound() {
         let clicks: Vec<ClassifiedClick> = (0..1000)
             .map(|i| match i % 7 {
                 0 => click(&"r".repeat(250)),
@@ -284,7 +364,7 @@ mod tests {
             .chain((0..250).map(|_| click("t.co")))
             .collect();
         let refs: Vec<&ClassifiedClick> = clicks.iter().collect();
-        let chunks = record_chunks(&refs);
+        let chunks = statement_chunks(&refs, NAGLE_STATEMENT_BYTES, click_bytes);
         let flattened: Vec<Uuid> = chunks
             .iter()
             .flat_map(|c| c.iter().map(|c| c.event_id))
@@ -294,18 +374,44 @@ mod tests {
             clicks.iter().map(|c| c.event_id).collect::<Vec<_>>()
         );
         for chunk in &chunks {
-            assert!(!chunk.is_empty() && chunk.len() <= RECORD_CHUNK);
-            let bytes: usize = chunk.iter().map(|c| parameter_bytes(c)).sum();
+            let bytes: usize = chunk.iter().map(click_bytes).sum();
             assert!(
-                bytes <= RECORD_CHUNK_BYTES || chunk.len() == 1,
+                !chunk.is_empty() && (bytes <= NAGLE_STATEMENT_BYTES || chunk.len() == 1),
                 "{} clicks, {bytes} bytes",
                 chunk.len()
             );
         }
         // The oversized clicks travel alone; the tail of short clicks fills whole chunks.
         assert!(chunks.iter().filter(|c| c.len() == 1).count() >= 1000 / 7);
-        assert_eq!(chunks[chunks.len() - 2].len(), RECORD_CHUNK);
-        assert_eq!(chunks[chunks.len() - 3].len(), RECORD_CHUNK);
-        assert!(record_chunks(&[]).is_empty());
+        let tail = chunks[chunks.len() - 2];
+        assert!(click_bytes(&tail[0]) * (tail.len() + 1) > NAGLE_STATEMENT_BYTES);
+        assert_eq!(
+            statement_chunks(&refs, STATEMENT_BYTES, click_bytes).len(),
+            1
+        );
+        assert!(statement_chunks(&[] as &[&ClassifiedClick], 1, click_bytes).is_empty());
+    }
+
+    #[test]
+    fn groups_are_about_even_and_never_split_a_link() {
+        let hot = click("t.co");
+        let mut clicks: Vec<ClassifiedClick> = (0..90)
+            .map(|_| ClassifiedClick {
+                event_id: Uuid::now_v7(),
+                ..hot.clone()
+            })
+            .collect();
+        clicks.extend((0..110).map(|_| click("t.co")));
+        let mut sorted: Vec<&ClassifiedClick> = clicks.iter().collect();
+        sorted.sort_unstable_by_key(|c| (c.link_id, c.event_id));
+        let groups = link_groups(&sorted, 4);
+        assert_eq!(groups.iter().map(|g| g.len()).sum::<usize>(), 200);
+        assert!(groups.len() <= 4);
+        assert!(groups.iter().any(|g| g.len() >= 90));
+        for pair in groups.windows(2) {
+            assert_ne!(pair[0].last().unwrap().link_id, pair[1][0].link_id);
+        }
+        assert_eq!(link_groups(&sorted, 1).len(), 1);
+        assert!(link_groups(&[], 4).is_empty());
     }
 }

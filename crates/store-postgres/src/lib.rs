@@ -35,6 +35,7 @@ mod clicks;
 mod ids;
 mod links;
 mod moderation;
+mod nodelay;
 mod users;
 mod webhooks;
 
@@ -43,6 +44,8 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The schema's migrations, applied by [`PgStore::connect`] (for tools and tests that
@@ -87,6 +90,36 @@ pub struct PgStore {
     pool: PgPool,
     /// Only [`AnalyticsStore::record`] uses it.
     analytics_pool: PgPool,
+    /// Groups of links a batch of clicks is recorded in side by side (one connection each).
+    record_groups: usize,
+    /// Set once any connection keeps Nagle's algorithm on ([`nodelay`]).
+    nagle: Arc<AtomicBool>,
+}
+
+/// The pools' `after_connect` hook: Nagle's algorithm off where possible, and `nagle`
+/// set where not.
+fn nagle_off(
+    nagle: Arc<AtomicBool>,
+) -> impl Fn(
+    &mut sqlx::PgConnection,
+    sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, std::result::Result<(), sqlx::Error>>
++ Send
++ Sync
++ 'static {
+    move |conn, _| {
+        let nagle = nagle.clone();
+        Box::pin(async move {
+            if nodelay::disable_nagle(conn).await == nodelay::Transport::Nagle
+                && !nagle.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "PostgreSQL connections keep Nagle's algorithm on: clicks are written in small statements"
+                );
+            }
+            Ok(())
+        })
+    }
 }
 
 fn db_error(e: sqlx::Error) -> Error {
@@ -167,7 +200,9 @@ impl PgStore {
             admin.close().await;
             options = options.options([("search_path", schema.as_str())]);
         }
+        let nagle = Arc::new(AtomicBool::new(false));
         let pool = PgPoolOptions::new()
+            .after_connect(nagle_off(nagle.clone()))
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.clone())
@@ -180,12 +215,15 @@ impl PgStore {
         clicks::ensure_partitions(&pool, chrono::Utc::now().date_naive()).await?;
         // Connects on first use: the main pool just proved the database is there.
         let analytics_pool = PgPoolOptions::new()
+            .after_connect(nagle_off(nagle.clone()))
             .max_connections(settings.analytics_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
         Ok(PgStore {
             pool,
             analytics_pool,
+            record_groups: settings.analytics_connections.max(1) as usize,
+            nagle,
         })
     }
 
