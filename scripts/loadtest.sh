@@ -8,6 +8,10 @@
 # With BEFORE=path/to/an/earlier/hoplink, that build runs in every round too (the same
 # links, the same settings), so a change is measured against its predecessor side by side.
 #
+# Then each server takes a steady FIXED_RATE redirects/s (default 20,000) for DURATION
+# seconds (`fixed-rate`, a bounded load generator), and its CPU time per redirect at that
+# load is printed: what a redirect costs when the machine is not saturated.
+#
 #   scripts/loadtest.sh            # DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=5 by default
 #   BEFORE=/tmp/hoplink-main scripts/loadtest.sh
 set -euo pipefail
@@ -16,6 +20,7 @@ DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-5}
+FIXED_RATE=${FIXED_RATE:-20000}
 HOPLINK_PORT=${HOPLINK_PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
 POEM_PORT=${POEM_PORT:-18182}
@@ -120,3 +125,23 @@ if len(runs) > 3:
     before_text = ", ".join("%.0f %%" % (100 * a["rps"] / b["rps"]) for a, b in zip(runs[3], runs[1]))
     print(f"loadtest: the earlier build reaches {ratio(3):.1f} % of bare hyper (rounds: {before_text})")
 PY
+
+# CPU per redirect at a fixed rate: the server's user + kernel time over what it answered.
+fixed() {
+  local pid; pid=$(pid_on "$1")
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  local result; result=$("$bin/fixed-rate" "127.0.0.1:$1" "$work/codes.txt" "$FIXED_RATE" "$DURATION" | grep RESULT)
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  python3 - "$result" "$((u1 - u0))" "$((s1 - s0))" "$ticks" <<'PY'
+import re, sys
+r = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", sys.argv[1])}
+user, sys_, ticks = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+n = max(r["redirects"], 1)
+print(f"{r['rps']:.0f} redirects/s ({r['other']:.0f} other answers); server CPU per redirect {user / ticks / n * 1e6:.1f} us user + {sys_ / ticks / n * 1e6:.1f} us kernel")
+PY
+}
+echo "loadtest: at a fixed $FIXED_RATE redirects/s for ${DURATION} s each"
+echo "loadtest: fixed rate hoplink:     $(fixed "$HOPLINK_PORT")"
+echo "loadtest: fixed rate bare hyper:  $(fixed "$BASELINE_PORT")"
+[ -n "$BEFORE" ] && echo "loadtest: fixed rate before:      $(fixed "$BEFORE_PORT")"
+true

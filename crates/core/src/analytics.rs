@@ -14,8 +14,9 @@ use crate::bus::{EventBus, EventConsumer};
 use crate::geoip::GeoIp;
 use crate::model::{AnalyticsSummary, DayClicks, ValueCount};
 use crate::records::{ClassifiedClick, ClickEvent, DailyRollup, Dimension, RollupWindow};
-use crate::stats::Stats;
+use crate::stats::{Hot, Stats};
 use crate::store::AnalyticsStore;
+use crate::text::StackString;
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -62,13 +63,38 @@ impl Default for AnalyticsConfig {
 #[derive(Debug)]
 pub(crate) struct PendingClick {
     pub link_id: Uuid,
-    pub short_code: Arc<str>,
+    pub short_code: ShortCode,
     pub at: DateTime<Utc>,
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<Box<str>>,
-    pub referrer: Option<Box<str>>,
-    pub country: Option<Box<str>>,
+    pub user_agent: Option<StackString<MAX_USER_AGENT>>,
+    pub referrer: Option<StackString<MAX_HOST>>,
+    pub country: Option<StackString<MAX_COUNTRY>>,
     pub counted_at_redirect: bool,
+}
+
+/// A click's short code, copied into the click (generated codes and aliases fit), or
+/// shared with the cache entry when longer (imported codes may be).
+#[derive(Debug)]
+pub(crate) enum ShortCode {
+    Inline(StackString<64>),
+    Shared(Arc<str>),
+}
+
+impl ShortCode {
+    pub fn of(code: &Arc<str>) -> ShortCode {
+        if code.len() <= 64 {
+            ShortCode::Inline(StackString::truncated(code))
+        } else {
+            ShortCode::Shared(code.clone())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            ShortCode::Inline(code) => code.as_str(),
+            ShortCode::Shared(code) => code,
+        }
+    }
 }
 
 /// Daily-rotating visitor hashing: SHA-256 of (salt of the day, address, user agent),
@@ -129,19 +155,20 @@ impl PendingClick {
     /// The event to publish: the address hashed into a visitor and, when the click names
     /// no country, looked up in `geoip`; the address itself goes no further.
     pub fn into_event(self, hasher: &mut VisitorHasher, geoip: Option<&GeoIp>) -> ClickEvent {
-        let visitor = hasher.hash(self.at.date_naive(), self.ip, self.user_agent.as_deref());
-        let country = self.country.map(String::from).or_else(|| {
+        let user_agent = self.user_agent.as_ref().map(StackString::as_str);
+        let visitor = hasher.hash(self.at.date_naive(), self.ip, user_agent);
+        let country = self.country.map(|c| c.as_str().to_string()).or_else(|| {
             let code = geoip?.country(self.ip?)?;
             Some(crate::geoip::code_str(&code).to_string())
         });
         ClickEvent {
             id: Uuid::now_v7(),
             link_id: self.link_id,
-            short_code: self.short_code.to_string(),
+            short_code: self.short_code.as_str().to_string(),
             occurred_at: self.at,
             visitor,
-            user_agent: self.user_agent.map(String::from),
-            referrer: self.referrer.map(String::from),
+            user_agent: user_agent.map(String::from),
+            referrer: self.referrer.map(|r| r.as_str().to_string()),
             country,
             counted_at_redirect: self.counted_at_redirect,
         }
@@ -149,16 +176,18 @@ impl PendingClick {
 }
 
 /// Longest host name (DNS allows 253 characters).
-const MAX_HOST: usize = 253;
+pub(crate) const MAX_HOST: usize = 253;
+/// Longest country value a click keeps from a proxy's header (codes are two letters).
+pub(crate) const MAX_COUNTRY: usize = 16;
 /// Longest user agent a click keeps (longer ones are cut; families don't need more).
 pub(crate) const MAX_USER_AGENT: usize = 512;
 
-/// What a click keeps of a `Referer`, taken on the redirect path without allocating
-/// beyond the result: its host (between `://` and the path, without credentials or
+/// What a click keeps of a `Referer`, taken on the redirect path without allocating:
+/// its host (between `://` and the path, without credentials or
 /// port), or `""` when it has none or one longer than a host can be. A visitor's
 /// referrer is never stored whole: a unique 100 KB `Referer` per click must cost nothing.
-pub(crate) fn referrer_of(referrer: &str) -> Box<str> {
-    let host = referrer
+pub(crate) fn referrer_of(referrer: &str) -> &str {
+    referrer
         .trim()
         .split_once("://")
         .and_then(|(_, rest)| rest.split(['/', '?', '#', '\\']).next())
@@ -168,17 +197,12 @@ pub(crate) fn referrer_of(referrer: &str) -> Box<str> {
             None => host_port.split(':').next(),
         })
         .filter(|h| !h.is_empty() && h.len() <= MAX_HOST)
-        .unwrap_or_default();
-    Box::from(host)
+        .unwrap_or_default()
 }
 
 /// `user_agent`, cut to [`MAX_USER_AGENT`] bytes at a character boundary.
-pub(crate) fn user_agent_of(user_agent: &str) -> Box<str> {
-    let mut end = user_agent.len().min(MAX_USER_AGENT);
-    while !user_agent.is_char_boundary(end) {
-        end -= 1;
-    }
-    Box::from(&user_agent[..end])
+pub(crate) fn user_agent_of(user_agent: &str) -> StackString<MAX_USER_AGENT> {
+    StackString::truncated(user_agent)
 }
 
 /// The referrer value analytics report: the host without `www.`, in lower case;
@@ -191,7 +215,7 @@ pub fn referrer_host(referrer: Option<&str>) -> String {
     let host = if referrer.contains("://") {
         referrer_of(referrer)
     } else {
-        Box::from(referrer)
+        referrer
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let host = host.strip_prefix("www.").unwrap_or(&host);
@@ -384,7 +408,7 @@ async fn publish_with_retry(
                 Stats::bump(&stats.publish_failures, 1);
                 if stopping && attempt >= 10 {
                     tracing::error!(error = %e, lost = events.len(), "event bus unavailable during shutdown; clicks lost");
-                    Stats::bump(&stats.clicks_dropped, events.len() as u64);
+                    stats.hot_by(Hot::ClicksDropped, events.len() as u64);
                     return;
                 }
                 tracing::warn!(error = %e, attempt, "publishing clicks failed; retrying");
@@ -493,30 +517,30 @@ mod tests {
     #[test]
     fn referrers_and_countries() {
         assert_eq!(
-            &*referrer_of("https://user:pw@News.Example.com:8443/a?b#c"),
+            referrer_of("https://user:pw@News.Example.com:8443/a?b#c"),
             "News.Example.com"
         );
-        assert_eq!(&*referrer_of("http://[2001:db8::1]:80/x"), "2001:db8::1");
+        assert_eq!(referrer_of("http://[2001:db8::1]:80/x"), "2001:db8::1");
         assert_eq!(
-            &*referrer_of("android-app://com.google.android.gm/"),
+            referrer_of("android-app://com.google.android.gm/"),
             "com.google.android.gm"
         );
-        assert_eq!(&*referrer_of("garbage"), "");
+        assert_eq!(referrer_of("garbage"), "");
         let huge = format!("https://news.example.com/{}", "a".repeat(97 * 1024));
         assert_eq!(
-            &*referrer_of(&huge),
+            referrer_of(&huge),
             "news.example.com",
             "a long referrer keeps its host"
         );
         let huge_host = format!("https://{}.example.com/", "a".repeat(300));
-        assert_eq!(&*referrer_of(&huge_host), "", "no host is that long");
-        assert_eq!(referrer_host(Some(&referrer_of(&huge))), "news.example.com");
+        assert_eq!(referrer_of(&huge_host), "", "no host is that long");
+        assert_eq!(referrer_host(Some(referrer_of(&huge))), "news.example.com");
         assert_eq!(referrer_host(Some("WWW.Example.COM")), "example.com");
         assert_eq!(referrer_host(Some("")), "unknown");
         assert_eq!(referrer_host(Some("evil host<script>")), "unknown");
         let ua = "é".repeat(400);
         let cut = user_agent_of(&ua);
-        assert!(cut.len() <= MAX_USER_AGENT && ua.starts_with(&*cut));
+        assert!(cut.as_str().len() <= MAX_USER_AGENT && ua.starts_with(cut.as_str()));
         assert_eq!(referrer_host(None), "direct");
         assert_eq!(
             referrer_host(Some("https://www.Example.com/a")),

@@ -73,7 +73,7 @@ pub use service::{
     MAX_CLICKS, MAX_LINK_PASSWORD, MAX_PAGE_SIZE, Preview, Redirect, Shortener, ShortenerBuilder,
     normalize_pattern,
 };
-pub use stats::StatsSnapshot;
+pub use stats::{StatsSnapshot, StripedCounters};
 pub use store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore, WebhookStore};
 pub use text::{StackString, excerpt};
 

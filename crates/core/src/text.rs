@@ -18,6 +18,18 @@ impl<const N: usize> StackString<N> {
         }
     }
 
+    /// The longest start of `text` that fits in `N` bytes, cut at a character boundary.
+    pub fn truncated(text: &str) -> Self {
+        let mut end = text.len().min(N);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut s = Self::new();
+        s.buf[..end].copy_from_slice(&text.as_bytes()[..end]);
+        s.len = end;
+        s
+    }
+
     /// Lower-cases the ASCII letters written so far, in place.
     pub fn make_ascii_lowercase(&mut self) {
         self.buf[..self.len].make_ascii_lowercase();

@@ -254,9 +254,28 @@ pub struct Server {
     pub shortener: Shortener,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    app: Arc<poem::endpoint::BoxEndpoint<'static, poem::Response>>,
+    state: Arc<AppState>,
 }
 
 impl Server {
+    /// Serves one connection over `stream` (any byte stream, such as one end of
+    /// [`tokio::io::duplex`]) as if it came from `peer`: the same answers as over TCP,
+    /// without the network, the listener or its connection limits. For benchmarks and
+    /// tests that measure or drive the server alone.
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        serve::serve_stream(
+            self.app.clone(),
+            self.state.clone(),
+            self.addr,
+            peer,
+            stream,
+        );
+    }
+
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -325,10 +344,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let (tx, rx) = oneshot::channel::<()>();
+    let endpoint = Arc::new(app(state.clone()).boxed());
     let task = tokio::spawn(serve::serve(
         listener,
-        app(state.clone()).boxed(),
-        state,
+        endpoint.clone(),
+        state.clone(),
         rx,
         Duration::from_secs(30),
     ));
@@ -338,6 +358,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         shortener,
         shutdown: Some(tx),
         task,
+        app: endpoint,
+        state,
     })
 }
 

@@ -1,8 +1,9 @@
 //! Prometheus metrics: lock-free counters, rendered in the text format on demand. Route
-//! labels are the route table's templates (bounded, so label cardinality is too).
+//! labels are the route table's templates (bounded, so label cardinality is too). What
+//! every request bumps is striped per thread ([`StripedCounters`]) and summed here.
 
 use crate::routes::{self, ROUTES};
-use hoplink::StatsSnapshot;
+use hoplink::{StatsSnapshot, StripedCounters};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +22,9 @@ const STATUSES: &[u16] = &[
 const LATENCY_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
+
+const LATENCY_COUNT: usize = LATENCY_BUCKETS.len();
+const LATENCY_SUM_NANOS: usize = LATENCY_BUCKETS.len() + 1;
 
 /// A counter a backend keeps, read when `/metrics` is rendered.
 pub struct BackendCounter {
@@ -44,11 +48,10 @@ impl std::fmt::Debug for BackendCounter {
 #[derive(Debug)]
 pub struct Metrics {
     backend: Vec<BackendCounter>,
-    requests: Vec<AtomicU64>,
-    other_status: Vec<AtomicU64>,
-    latency_buckets: Vec<AtomicU64>,
-    latency_count: AtomicU64,
-    latency_sum_nanos: AtomicU64,
+    /// Per route and status, then per route with any other status.
+    requests: StripedCounters,
+    /// The latency buckets, then the count, then the sum in nanoseconds.
+    latency: StripedCounters,
     rate_limited: AtomicU64,
     connections_open: AtomicU64,
     connections_refused_full: AtomicU64,
@@ -57,14 +60,10 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
         Metrics {
             backend: Vec::new(),
-            requests: zeros(labels() * STATUSES.len()),
-            other_status: zeros(labels()),
-            latency_buckets: zeros(LATENCY_BUCKETS.len()),
-            latency_count: AtomicU64::new(0),
-            latency_sum_nanos: AtomicU64::new(0),
+            requests: StripedCounters::new(labels() * (STATUSES.len() + 1)),
+            latency: StripedCounters::new(LATENCY_BUCKETS.len() + 2),
             rate_limited: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             connections_refused_full: AtomicU64::new(0),
@@ -85,21 +84,21 @@ impl Metrics {
     /// Counts a response of route `index` (`None`: no route).
     pub fn record(&self, index: Option<usize>, status: u16) {
         let route = index.unwrap_or(ROUTES.len());
-        match STATUSES.iter().position(|s| *s == status) {
-            Some(i) => self.requests[route * STATUSES.len() + i].fetch_add(1, Ordering::Relaxed),
-            None => self.other_status[route].fetch_add(1, Ordering::Relaxed),
-        };
+        let status = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len());
+        self.requests.add(route * (STATUSES.len() + 1) + status, 1);
     }
 
     /// Records the time a redirect took.
     pub fn observe_redirect(&self, took: Duration) {
         let secs = took.as_secs_f64();
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            self.latency.add(i, 1);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_nanos
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.latency.add(LATENCY_COUNT, 1);
+        self.latency.add(LATENCY_SUM_NANOS, took.as_nanos() as u64);
     }
 
     /// Counts a request refused by a rate limit.
@@ -134,7 +133,7 @@ impl Metrics {
         for ri in 0..labels() {
             let route = routes::label((ri < ROUTES.len()).then_some(ri));
             for (si, status) in STATUSES.iter().enumerate() {
-                let n = r(&self.requests[ri * STATUSES.len() + si]);
+                let n = self.requests.get(ri * (STATUSES.len() + 1) + si);
                 if n > 0 {
                     let _ = writeln!(
                         out,
@@ -142,7 +141,9 @@ impl Metrics {
                     );
                 }
             }
-            let n = r(&self.other_status[ri]);
+            let n = self
+                .requests
+                .get(ri * (STATUSES.len() + 1) + STATUSES.len());
             if n > 0 {
                 let _ = writeln!(
                     out,
@@ -153,13 +154,13 @@ impl Metrics {
         out.push_str("# HELP hoplink_redirect_duration_seconds Time to answer a redirect.\n# TYPE hoplink_redirect_duration_seconds histogram\n");
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += r(&self.latency_buckets[i]);
+            cumulative += self.latency.get(i);
             let _ = writeln!(
                 out,
                 "hoplink_redirect_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
-        let count = r(&self.latency_count);
+        let count = self.latency.get(LATENCY_COUNT);
         let _ = writeln!(
             out,
             "hoplink_redirect_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
@@ -167,7 +168,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "hoplink_redirect_duration_seconds_sum {}",
-            r(&self.latency_sum_nanos) as f64 / 1e9
+            self.latency.get(LATENCY_SUM_NANOS) as f64 / 1e9
         );
         let _ = writeln!(out, "hoplink_redirect_duration_seconds_count {count}");
         let counters: [(&str, &str, u64); 15] = [

@@ -238,18 +238,8 @@ async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
     .await;
 }
 
-/// Serves until `stop` fires, then stops accepting and lets open connections finish
-/// their requests for at most `grace`.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    app: BoxEndpoint<'static, Response>,
-    state: Arc<AppState>,
-    mut stop: oneshot::Receiver<()>,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    let app = Arc::new(app);
-    let config = &state.config;
+/// HTTP/1.1 and HTTP/2 (prior knowledge) with the configured timeouts.
+fn http_builder(config: &crate::config::Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -260,6 +250,50 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(config.header_read_timeout))
         .keep_alive_timeout(Duration::from_secs(config.header_read_timeout));
+    builder
+}
+
+/// Serves one connection over `stream` as if it came from `peer`, in a task of its
+/// own, past the listener and its connection limits.
+pub(crate) fn serve_stream<S>(
+    app: Arc<BoxEndpoint<'static, Response>>,
+    state: Arc<AppState>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    stream: S,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let builder = http_builder(&state.config);
+    let connection = Connection {
+        app,
+        state,
+        local,
+        peer,
+    };
+    let service = hyper::service::service_fn(move |req| connection.clone().answer(req));
+    tokio::spawn(async move {
+        if let Err(e) = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+        {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    });
+}
+
+/// Serves until `stop` fires, then stops accepting and lets open connections finish
+/// their requests for at most `grace`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Arc<BoxEndpoint<'static, Response>>,
+    state: Arc<AppState>,
+    mut stop: oneshot::Receiver<()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let config = &state.config;
+    let builder = http_builder(config);
     let gate = Gate::new(
         connection_cap(config.max_connections),
         config.max_connections_per_ip,

@@ -4,12 +4,13 @@ use super::Shortener;
 use super::domains::DomainRef;
 use super::l1::L1Ref;
 use crate::agent;
-use crate::analytics::{self, PendingClick};
+use crate::analytics::{self, PendingClick, ShortCode};
 use crate::code::is_plausible_code;
 use crate::error::{Error, GoneReason, Result};
 use crate::model::{RedirectType, Visit};
 use crate::records::{CacheEntry, ClickBudget, RedirectTarget};
-use crate::stats::Stats;
+use crate::stats::Hot;
+use crate::text::StackString;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -125,7 +126,7 @@ impl Shortener {
         }
         let now = inner.clock.now();
         check_live(&target, now).ok()?;
-        Stats::bump(&inner.stats.cache_hits, 1);
+        inner.stats.hot(Hot::CacheHits);
         if visit.count {
             self.hand_over_click(&target, visit, now, false);
         }
@@ -223,11 +224,11 @@ impl Shortener {
         };
         let entry = match inner.l1.get(&key) {
             Some(cached) if cached.expires > Instant::now() => {
-                Stats::bump(&inner.stats.cache_hits, 1);
+                inner.stats.hot(Hot::CacheHits);
                 cached.entry
             }
             _ => {
-                Stats::bump(&inner.stats.cache_misses, 1);
+                inner.stats.hot(Hot::CacheMisses);
                 self.load(domain, short_code).await?
             }
         };
@@ -248,17 +249,19 @@ impl Shortener {
         let inner = &*self.inner;
         let click = PendingClick {
             link_id: target.link_id,
-            short_code: target.short_code.clone(),
+            short_code: ShortCode::of(&target.short_code),
             at: now,
             ip: visit.client_ip,
             user_agent: visit.user_agent.map(analytics::user_agent_of),
-            referrer: visit.referrer.map(analytics::referrer_of),
-            country: visit.country.map(Box::from),
+            referrer: visit
+                .referrer
+                .map(|r| StackString::truncated(analytics::referrer_of(r))),
+            country: visit.country.map(StackString::truncated),
             counted_at_redirect,
         };
         match inner.clicks.try_send(click) {
-            Ok(()) => Stats::bump(&inner.stats.clicks_buffered, 1),
-            Err(_) => Stats::bump(&inner.stats.clicks_dropped, 1),
+            Ok(()) => inner.stats.hot(Hot::ClicksBuffered),
+            Err(_) => inner.stats.hot(Hot::ClicksDropped),
         }
     }
 
