@@ -5,9 +5,14 @@
 //!
 //! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release -p hoplink-benches --example postgres`
 //! `BATCH=5000 LINKS=100000 ZIPF=1 cargo run --release -p hoplink-benches --example postgres`
+//!
+//! `END_TO_END=1`: the ingest goes the whole way instead, from click events published on
+//! the (in-process) event bus, through the service's analytics worker (classification,
+//! batches of `BATCH`), to the click rows and rollups committed; timed until the
+//! service has counted every click recorded.
 
 use hoplink::records::ClassifiedClick;
-use hoplink::{AnalyticsStore, LinkStore, NewLink, Shortener};
+use hoplink::{AnalyticsStore, EventBus, LinkStore, NewLink, Shortener};
 use hoplink_benches::percentile;
 use hoplink_postgres::{PgSettings, PgStore};
 use std::sync::Arc;
@@ -127,6 +132,34 @@ fn sample_click(link_id: uuid::Uuid, day: chrono::NaiveDate, n: usize) -> Classi
     }
 }
 
+/// The `n`th click as the redirect publishes it, before classification: the same
+/// shape as [`sample_click`] (one visitor in 5,000, one bot in 20).
+fn sample_event(link: &hoplink::Link, n: usize) -> hoplink::records::ClickEvent {
+    let i = n % BATCH_CYCLE;
+    hoplink::records::ClickEvent {
+        id: uuid::Uuid::now_v7(),
+        link_id: link.id,
+        short_code: link.short_code.clone(),
+        occurred_at: chrono::Utc::now(),
+        visitor: format!("{:032x}", n % 5000),
+        user_agent: Some(
+            if i.is_multiple_of(20) {
+                "Googlebot/2.1 (+http://www.google.com/bot.html)"
+            } else {
+                [
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+                    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) Gecko/20100101 Firefox/121.0",
+                    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+                ][i % 3]
+            }
+            .to_string(),
+        ),
+        referrer: (!i.is_multiple_of(3)).then(|| ["", "news.example.com", "t.co"][i % 3].to_string()),
+        country: Some(["DE", "US", "FR"][i % 3].to_string()),
+        counted_at_redirect: false,
+    }
+}
+
 /// Dimensions cycle with the position in a batch of 500 (as before `sample_click`).
 const BATCH_CYCLE: usize = 500;
 
@@ -162,9 +195,16 @@ async fn main() -> hoplink::Result<()> {
         )
         .await?,
     );
+    let bus = Arc::new(hoplink::memory::MemoryEventBus::new(1_000_000));
     let shortener = Shortener::builder()
         .store(store.clone())
         .id_allocator(store.clone())
+        .event_bus(bus.clone())
+        .analytics(hoplink::AnalyticsConfig {
+            batch_size: batch(),
+            flush_interval: Duration::from_millis(100),
+            ..hoplink::AnalyticsConfig::default()
+        })
         .build()?;
     let mut links = Vec::with_capacity(self::links());
     for i in 0..self::links() {
@@ -182,7 +222,26 @@ async fn main() -> hoplink::Result<()> {
     let postgres_before = cpu_ticks_of("postgres");
     let own_before = own_cpu_ticks();
     let started = Instant::now();
+    if std::env::var_os("END_TO_END").is_some() {
+        let total = (BATCH * BATCHES) as u64;
+        let before = shortener.stats().clicks_recorded;
+        for b in 0..BATCHES {
+            let events: Vec<hoplink::records::ClickEvent> = (0..BATCH)
+                .map(|i| {
+                    let n = b * BATCH + i;
+                    sample_event(&links[spread(n)], n)
+                })
+                .collect();
+            bus.publish(&events).await?;
+        }
+        while shortener.stats().clicks_recorded - before < total {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     for b in 0..BATCHES {
+        if std::env::var_os("END_TO_END").is_some() {
+            break;
+        }
         let clicks: Vec<ClassifiedClick> = (0..BATCH)
             .map(|i| sample_click(links[spread(b * BATCH + i)].id, today, b * BATCH + i))
             .collect();
@@ -196,7 +255,12 @@ async fn main() -> hoplink::Result<()> {
     let postgres_ticks = cpu_ticks_of("postgres").saturating_sub(postgres_before);
     let own_ticks = own_cpu_ticks().saturating_sub(own_before);
     println!(
-        "ingest: {} events in batches of {BATCH} over {} links: {:.0} events/s ({:.1} ms per batch); PostgreSQL CPU {:.1} us per event, hoplink CPU {:.1} us per event (clicks generated included)",
+        "ingest{}: {} events in batches of {BATCH} over {} links: {:.0} events/s ({:.1} ms per batch); PostgreSQL CPU {:.1} us per event, hoplink CPU {:.1} us per event (clicks generated included)",
+        if std::env::var_os("END_TO_END").is_some() {
+            " end to end (published, through the analytics worker, committed)"
+        } else {
+            ""
+        },
         BATCH * BATCHES,
         links.len(),
         (BATCH * BATCHES) as f64 / took.as_secs_f64(),

@@ -346,7 +346,9 @@ pub(crate) async fn run_forwarder(
     // Draining on a short tick instead of waking on every click keeps the redirect path
     // from paying a cross-thread wake-up per request; a click waits at most one tick here.
     let tick = config.flush_interval.min(FORWARD_TICK);
-    let mut pending = Vec::with_capacity(config.batch_size.min(4096));
+    // Converted as they come out of the buffer: a click record is large enough (the user
+    // agent travels inline) that moving it once more through a Vec shows in a profile.
+    let mut events: Vec<ClickEvent> = Vec::with_capacity(config.batch_size.min(4096));
     let mut stopping = false;
     loop {
         if !stopping {
@@ -362,22 +364,19 @@ pub(crate) async fn run_forwarder(
         loop {
             match buffer.try_recv() {
                 Ok(click) => {
-                    pending.push(click);
-                    if pending.len() < config.batch_size {
+                    events.push(click.into_event(&mut hasher, geoip.as_deref()));
+                    if events.len() < config.batch_size {
                         continue;
                     }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {}
                 Err(mpsc::error::TryRecvError::Disconnected) => drained = true,
             }
-            if pending.is_empty() {
+            if events.is_empty() {
                 break;
             }
-            let events: Vec<ClickEvent> = pending
-                .drain(..)
-                .map(|c| c.into_event(&mut hasher, geoip.as_deref()))
-                .collect();
             publish_with_retry(&*bus, &events, &stats, stopping).await;
+            events.clear();
             if drained {
                 break;
             }

@@ -126,3 +126,48 @@ async fn idle_connections_from_one_address_do_not_lock_others_out() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_served_without_the_network_answers_like_a_socket() {
+    let config = Config::from_args(["--bind", "127.0.0.1:0"]).unwrap();
+    let server = hoplink_server::start(config).await.unwrap();
+    let link = server
+        .shortener
+        .shorten(hoplink::NewLink::new("https://example.com/in-memory"), None)
+        .await
+        .unwrap();
+    let (mut client, served) = tokio::io::duplex(16 * 1024);
+    server.serve_stream(served, "203.0.113.9:4000".parse().unwrap());
+    client
+        .write_all(
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                link.short_code
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 302"), "{answer}");
+    assert!(
+        answer.contains("location: https://example.com/in-memory\r\n"),
+        "{answer}"
+    );
+    // The peer given is the client the flood guard counts.
+    assert!(answer.contains("ratelimit-remaining:"), "{answer}");
+    // The click reaches the analytics like any other.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.shortener.stats().clicks_buffered < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the click never reached the buffer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
