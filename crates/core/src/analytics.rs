@@ -97,8 +97,8 @@ impl ShortCode {
     }
 }
 
-/// Daily-rotating visitor hashing: SHA-256 of (salt of the day, address, user agent),
-/// where the salt is an HMAC of the day under a secret shared by all instances.
+/// Daily-rotating visitor pseudonyms: SipHash-2-4 (128 bits) of (address, user agent)
+/// under the day's key, an HMAC-SHA256 of the day under a secret shared by all instances.
 /// Without the secret the hash cannot be reversed to an address, and the same visitor
 /// gets unrelated hashes on different days.
 #[derive(Debug, Clone)]
