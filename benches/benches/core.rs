@@ -262,27 +262,10 @@ fn fold(c: &mut Criterion) {
     let now = chrono::Utc::now();
     let batch: Vec<ClassifiedClick> = (0..5_000u64)
         .map(|n| {
-            // splitmix64, then the inverse of the Zipf CDF (exponent 1), approximately.
-            let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            let u = (z ^ (z >> 31)) as f64 / u64::MAX as f64;
+            // The inverse of the Zipf CDF (exponent 1), approximately.
+            let u = hoplink_benches::uniform(n);
             let link = ((LINKS as f64).powf(u) as u64).clamp(1, LINKS) - 1;
-            let i = n as usize;
-            ClassifiedClick {
-                event_id: uuid::Uuid::now_v7(),
-                link_id: links[link as usize],
-                day: now.date_naive(),
-                visitor: format!("{:032x}", n % 5000),
-                is_bot: n % 20 == 0,
-                referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
-                browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),
-                os: ["Windows 10", "Mac OSX", "Linux"][i % 3].into(),
-                device: ["desktop", "mobile"][i % 2].into(),
-                country: ["DE", "US", "unknown"][i % 3].into(),
-                counted_at_redirect: false,
-                at: now,
-            }
+            hoplink_benches::sample_click(links[link as usize], now, n as usize)
         })
         .collect();
     let folded = ClickFold::of(&batch);

@@ -13,7 +13,7 @@
 
 use hoplink::records::ClassifiedClick;
 use hoplink::{AnalyticsStore, EventBus, LinkStore, NewLink, Shortener};
-use hoplink_benches::percentile;
+use hoplink_benches::{percentile, sample_click};
 use hoplink_postgres::{PgSettings, PgStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,11 +91,7 @@ fn spread(n: usize) -> usize {
     }) {
         Spread::Turns(hot) => n % hot,
         Spread::Zipf(cdf) => {
-            // A fixed mix of n (splitmix64) as the uniform draw: the same run every time.
-            let mut z = (n as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            let u = (z ^ (z >> 31)) as f64 / u64::MAX as f64;
+            let u = hoplink_benches::uniform(n as u64);
             cdf.partition_point(|&c| c < u).min(links() - 1)
         }
     }
@@ -111,25 +107,6 @@ fn batch() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500)
-}
-
-/// The `n`th click of the run: one visitor in 5,000, one bot in 20, dimensions in turn.
-fn sample_click(link_id: uuid::Uuid, day: chrono::NaiveDate, n: usize) -> ClassifiedClick {
-    let i = n % BATCH_CYCLE;
-    ClassifiedClick {
-        event_id: uuid::Uuid::now_v7(),
-        link_id,
-        day,
-        visitor: format!("{:032x}", n % 5000),
-        is_bot: i.is_multiple_of(20),
-        referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
-        browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),
-        os: ["Windows 10", "Mac OSX", "Linux"][i % 3].into(),
-        device: ["desktop", "mobile"][i % 2].into(),
-        country: ["DE", "US", "unknown"][i % 3].into(),
-        counted_at_redirect: false,
-        at: chrono::Utc::now(),
-    }
 }
 
 /// The `n`th click as the redirect publishes it, before classification: the same
@@ -216,7 +193,6 @@ async fn main() -> hoplink::Result<()> {
     }
     eprintln!("{} links created", links.len());
 
-    let today = chrono::Utc::now().date_naive();
     #[allow(non_snake_case)]
     let (BATCH, BATCHES) = (batch(), 200_000 / batch());
     let postgres_before = cpu_ticks_of("postgres");
@@ -243,7 +219,13 @@ async fn main() -> hoplink::Result<()> {
             break;
         }
         let clicks: Vec<ClassifiedClick> = (0..BATCH)
-            .map(|i| sample_click(links[spread(b * BATCH + i)].id, today, b * BATCH + i))
+            .map(|i| {
+                sample_click(
+                    links[spread(b * BATCH + i)].id,
+                    chrono::Utc::now(),
+                    b * BATCH + i,
+                )
+            })
             .collect();
         let t = Instant::now();
         store.record(&clicks).await?;
@@ -296,7 +278,7 @@ async fn main() -> hoplink::Result<()> {
             let mut n = 0usize;
             while ingesting.load(std::sync::atomic::Ordering::Relaxed) {
                 let clicks: Vec<ClassifiedClick> = (0..500)
-                    .map(|i| sample_click(ids[spread(n + i)], today, n + i))
+                    .map(|i| sample_click(ids[spread(n + i)], chrono::Utc::now(), n + i))
                     .collect();
                 store.record(&clicks).await?;
                 n += 500;
