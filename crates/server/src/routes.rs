@@ -543,6 +543,34 @@ impl Route {
     }
 }
 
+/// The route a one-segment path that is a code takes: the preview (`code+`) or the
+/// redirect.
+fn code_route(rest: &str) -> usize {
+    if rest.len() > 1 && rest.ends_with('+') {
+        PREVIEW
+    } else {
+        REDIRECT
+    }
+}
+
+/// What the table says of the one-segment path `/rest`: `Some(Some(i))` for route
+/// `i`'s own page, `Some(None)` for the first segment of a longer route (`/api`, no
+/// route), `None` when no route begins with it (a code).
+fn segment_route(rest: &str) -> Option<Option<usize>> {
+    for (i, route) in ROUTES.iter().enumerate() {
+        let Some(tail) = route.path[1..].strip_prefix(rest) else {
+            continue;
+        };
+        if tail.is_empty() {
+            return Some(Some(i));
+        }
+        if tail.starts_with('/') {
+            return Some(None);
+        }
+    }
+    None
+}
+
 /// The route of `path` (its index in [`ROUTES`]); `None` for no route (404).
 ///
 /// A path of one segment that names no route of its own is a short code: that check
@@ -555,26 +583,10 @@ pub fn find(path: &str) -> Option<usize> {
             return ROUTES.iter().position(|r| r.path == "/");
         }
         if !top_level_names().contains(&rest) {
-            return Some(if rest.len() > 1 && rest.ends_with('+') {
-                PREVIEW
-            } else {
-                REDIRECT
-            });
+            return Some(code_route(rest));
         }
-        // A route's own page, or the first segment of a longer route (`/api`): no code.
-        for (i, route) in ROUTES.iter().enumerate() {
-            let Some(tail) = route.path[1..].strip_prefix(rest) else {
-                continue;
-            };
-            if tail.is_empty() {
-                return Some(i);
-            }
-            if tail.starts_with('/') {
-                return None;
-            }
-        }
-        // Every top-level name begins some route: not reached.
-        return None;
+        // Every top-level name begins some route, so the scan decides.
+        return segment_route(rest).flatten();
     }
     ROUTES.iter().position(|r| r.matches(path))
 }
@@ -648,24 +660,7 @@ mod tests {
     #[test]
     fn one_segment_paths_match_a_scan_of_the_whole_table() {
         // What `find` answered before it looked at the top-level names first.
-        let scan = |rest: &str| -> Option<usize> {
-            for (i, route) in ROUTES.iter().enumerate() {
-                let Some(tail) = route.path[1..].strip_prefix(rest) else {
-                    continue;
-                };
-                if tail.is_empty() {
-                    return Some(i);
-                }
-                if tail.starts_with('/') {
-                    return None;
-                }
-            }
-            Some(if rest.len() > 1 && rest.ends_with('+') {
-                PREVIEW
-            } else {
-                REDIRECT
-            })
-        };
+        let scan = |rest: &str| segment_route(rest).unwrap_or(Some(code_route(rest)));
         let mut candidates = vec!["a".to_string(), "+".into(), "abc+".into(), "v1".into()];
         for name in reserved_names() {
             for end in 1..=name.len() {
