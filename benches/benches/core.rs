@@ -270,9 +270,9 @@ fn fold(c: &mut Criterion) {
         .collect();
     let folded = ClickFold::of(&batch);
     eprintln!(
-        "fold of 5,000 clicks: {} day rows, {} breakdown rows, {} visitors, {} links",
+        "fold of 5,000 clicks: {} day rows, {} combination rows, {} visitors, {} links",
         folded.days.len(),
-        folded.breakdowns.len(),
+        folded.combinations.len(),
         folded.visitors.len(),
         folded.counts.len()
     );

@@ -5,8 +5,14 @@ use chrono::NaiveDate;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use uuid::Uuid;
 
-/// A batch of new clicks folded into per-(link, day) and per-(link, day, dimension,
-/// value) deltas, so a store writes one row per key instead of several per click.
+/// A batch of new clicks folded into per-(link, day) and per-(link, day, combination of
+/// dimension values) deltas, so a store writes one row per key instead of several per
+/// click.
+///
+/// A combination (the five values of one click) is the unit of the breakdowns rather
+/// than a single value: a link's only click of a batch, the usual case for the long
+/// tail of links, is then one breakdown row instead of one per dimension. Stores sum the
+/// combinations per dimension when they read.
 ///
 /// Fold only clicks the store has just recorded for the first time (its
 /// de-duplication decides which), so that a redelivered batch adds nothing. Every list
@@ -28,15 +34,16 @@ use uuid::Uuid;
 /// let fold = ClickFold::of(&batch);
 /// assert_eq!((fold.days[0].clicks, fold.days[0].bot_clicks), (2, 1));
 /// assert_eq!(fold.visitors.len(), 1); // bots have no unique visitors
-/// assert_eq!(fold.breakdowns.iter().filter(|b| b.dimension == Dimension::Os).count(), 1);
+/// assert_eq!(fold.combinations.len(), 1); // both human clicks share every value
+/// assert_eq!(fold.combinations[0].value(Dimension::Os), "Linux");
 /// assert_eq!(fold.counts, vec![(link, 2)]);
 /// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ClickFold<'a> {
     /// Clicks per link and day.
     pub days: Vec<DayDelta>,
-    /// Human clicks per link, day, dimension and value.
-    pub breakdowns: Vec<BreakdownDelta<'a>>,
+    /// Human clicks per link, day and combination of dimension values.
+    pub combinations: Vec<CombinationDelta<'a>>,
     /// The distinct (link, day, visitor) of human clicks that carry a visitor: the store
     /// counts those it had not seen that day as unique visitors.
     pub visitors: Vec<(Uuid, NaiveDate, &'a str)>,
@@ -58,19 +65,26 @@ pub struct DayDelta {
     pub bot_clicks: u64,
 }
 
-/// One value's human clicks on one link and day, in a [`ClickFold`].
+/// The human clicks of one combination of dimension values on one link and day, in a
+/// [`ClickFold`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakdownDelta<'a> {
+pub struct CombinationDelta<'a> {
     /// The link.
     pub link_id: Uuid,
     /// The UTC day.
     pub day: NaiveDate,
-    /// The dimension.
-    pub dimension: Dimension,
-    /// The value (a referrer host, a browser family...).
-    pub value: &'a str,
+    /// The clicks' value (a referrer host, a browser family...) for each of
+    /// [`Dimension::ALL`], in that order.
+    pub values: [&'a str; Dimension::ALL.len()],
     /// Human clicks.
     pub clicks: u64,
+}
+
+impl<'a> CombinationDelta<'a> {
+    /// The combination's value for `dimension`.
+    pub fn value(&self, dimension: Dimension) -> &'a str {
+        self.values[dimension.index()]
+    }
 }
 
 impl<'a> ClickFold<'a> {
@@ -79,8 +93,8 @@ impl<'a> ClickFold<'a> {
         let clicks = clicks.into_iter();
         let hint = clicks.size_hint().0;
         let mut days: HashMap<(Uuid, NaiveDate), (u64, u64)> = HashMap::with_capacity(hint / 2);
-        let mut breakdowns: HashMap<(Uuid, NaiveDate, Dimension, &'a str), u64> =
-            HashMap::with_capacity(hint * 2);
+        let mut combinations: HashMap<(Uuid, NaiveDate, [&'a str; 5]), u64> =
+            HashMap::with_capacity(hint);
         let mut visitors: HashSet<(Uuid, NaiveDate, &'a str)> = HashSet::with_capacity(hint);
         let mut counts: HashMap<Uuid, u64> = HashMap::with_capacity(hint / 2);
         for click in clicks {
@@ -90,11 +104,13 @@ impl<'a> ClickFold<'a> {
                 continue;
             }
             day.0 += 1;
-            for dimension in Dimension::ALL {
-                *breakdowns
-                    .entry((click.link_id, click.day, dimension, dimension.of(click)))
-                    .or_default() += 1;
-            }
+            *combinations
+                .entry((
+                    click.link_id,
+                    click.day,
+                    Dimension::ALL.map(|d| d.of(click)),
+                ))
+                .or_default() += 1;
             if !click.visitor.is_empty() {
                 visitors.insert((click.link_id, click.day, &click.visitor));
             }
@@ -112,24 +128,21 @@ impl<'a> ClickFold<'a> {
                     bot_clicks,
                 })
                 .collect(),
-            breakdowns: breakdowns
+            combinations: combinations
                 .into_iter()
-                .map(
-                    |((link_id, day, dimension, value), clicks)| BreakdownDelta {
-                        link_id,
-                        day,
-                        dimension,
-                        value,
-                        clicks,
-                    },
-                )
+                .map(|((link_id, day, values), clicks)| CombinationDelta {
+                    link_id,
+                    day,
+                    values,
+                    clicks,
+                })
                 .collect(),
             visitors: visitors.into_iter().collect(),
             counts: counts.into_iter().collect(),
         };
         fold.days.sort_unstable_by_key(|d| (d.link_id, d.day));
-        fold.breakdowns
-            .sort_unstable_by_key(|b| (b.link_id, b.day, b.dimension, b.value));
+        fold.combinations
+            .sort_unstable_by_key(|c| (c.link_id, c.day, c.values));
         fold.visitors.sort_unstable();
         fold.counts.sort_unstable();
         fold
@@ -190,10 +203,9 @@ mod tests {
             ]
         );
         let referrers: Vec<_> = fold
-            .breakdowns
+            .combinations
             .iter()
-            .filter(|b| b.dimension == Dimension::Referrer)
-            .map(|b| (b.link_id, b.day, b.value, b.clicks))
+            .map(|c| (c.link_id, c.day, c.value(Dimension::Referrer), c.clicks))
             .collect();
         assert_eq!(
             referrers,
@@ -204,22 +216,27 @@ mod tests {
                 (two, d(1), "t.co", 1)
             ]
         );
-        // Five dimensions, each with the human clicks of its key and nothing for bots.
+        // Every combination carries the clicks' five values, and nothing for bots.
         let human: u64 = fold.days.iter().map(|d| d.clicks).sum();
-        for dim in Dimension::ALL {
-            let sum: u64 = fold
-                .breakdowns
-                .iter()
-                .filter(|b| b.dimension == dim)
-                .map(|b| b.clicks)
-                .sum();
-            assert_eq!(sum, human, "{dim:?}");
+        assert_eq!(
+            fold.combinations.iter().map(|c| c.clicks).sum::<u64>(),
+            human
+        );
+        for c in &fold.combinations {
+            assert_eq!(
+                c.values[1..],
+                ["Firefox", "Linux", "desktop", "DE"],
+                "{c:?}"
+            );
+            assert_eq!(c.value(Dimension::Country), "DE");
+        }
+        for (i, dim) in Dimension::ALL.into_iter().enumerate() {
+            assert_eq!(dim.index(), i, "{dim:?}");
         }
         // The click counted at redirect time is not counted again.
         assert_eq!(fold.counts, vec![(one, 3), (two, 1)]);
-        assert!(fold.breakdowns.windows(2).all(|w| {
-            (w[0].link_id, w[0].day, w[0].dimension, w[0].value)
-                < (w[1].link_id, w[1].day, w[1].dimension, w[1].value)
+        assert!(fold.combinations.windows(2).all(|w| {
+            (w[0].link_id, w[0].day, w[0].values) < (w[1].link_id, w[1].day, w[1].values)
         }));
         assert_eq!(ClickFold::of(&[]), ClickFold::default());
     }

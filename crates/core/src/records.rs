@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
-pub use crate::fold::{BreakdownDelta, ClickFold, DayDelta};
+pub use crate::fold::{ClickFold, CombinationDelta, DayDelta};
 
 /// The part of a link a redirect needs; this is what the caches hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,6 +364,11 @@ impl Dimension {
         Dimension::Device,
         Dimension::Country,
     ];
+
+    /// The dimension's position in [`Dimension::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// Stable name, used by stores as a column or key value.
     pub fn as_str(self) -> &'static str {

@@ -1359,10 +1359,13 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
         (0, 2),
         "replays are duplicates"
     );
-    let mixed = vec![
-        batch[0].clone(),
-        sample_click(link.id, today, "v3", false, false),
-    ];
+    // A combination of values of its own: each dimension still counts it once.
+    let chrome_in_france = ClassifiedClick {
+        browser: "Chrome".into(),
+        country: "FR".into(),
+        ..sample_click(link.id, today, "v3", false, false)
+    };
+    let mixed = vec![batch[0].clone(), chrome_in_france];
     let outcome = store.record(&mixed).await.unwrap();
     assert_eq!((outcome.recorded, outcome.duplicates), (1, 1));
     assert_eq!(
@@ -1399,9 +1402,12 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
             .iter()
             .find(|(d, _)| *d == dim)
             .map(|(_, v)| {
-                v.iter()
+                let mut values = v
+                    .iter()
                     .map(|vc| (vc.value.clone(), vc.count))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                values.sort();
+                values
             })
             .unwrap_or_default()
     };
@@ -1412,13 +1418,17 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
     );
     assert_eq!(
         breakdown(Dimension::Browser),
-        vec![("Firefox".to_string(), 5)]
+        vec![("Chrome".to_string(), 1), ("Firefox".to_string(), 4)]
     );
+    assert_eq!(breakdown(Dimension::Os), vec![("Linux".to_string(), 5)]);
     assert_eq!(
         breakdown(Dimension::Device),
         vec![("desktop".to_string(), 5)]
     );
-    assert_eq!(breakdown(Dimension::Country), vec![("DE".to_string(), 5)]);
+    assert_eq!(
+        breakdown(Dimension::Country),
+        vec![("DE".to_string(), 4), ("FR".to_string(), 1)]
+    );
 
     let only_today = store.rollups(link.id, today, today).await.unwrap();
     assert_eq!(only_today.days.len(), 1, "the window bounds the days");

@@ -25,9 +25,11 @@
 //!   a unique violation becomes [`hoplink::Error::Conflict`]. Every code ever taken stays
 //!   in `reserved_codes` (in lower case), kept by a trigger on `links`, so a deleted
 //!   link's code is never given again and no two codes differ only by case.
-//! - Clicks are written one batch per statement (`UNNEST` arrays into data-modifying
-//!   CTEs): de-duplication by event id, daily rollups, unique visitors, breakdowns and
-//!   `click_count` change together or not at all.
+//! - A batch of clicks is split into groups of links, each written in one transaction
+//!   on its own connection: the click log rows (`UNNEST` arrays; the event id is the
+//!   key, so a redelivered click comes back as already there), then, for the new clicks
+//!   only, folded in memory ([`hoplink::records::ClickFold`]), the unique visitors, daily
+//!   rollups, breakdowns (one row per combination of values) and `click_count`.
 //! - Ids come from a sequence, one `nextval` per block of 1,000.
 
 mod analytics;

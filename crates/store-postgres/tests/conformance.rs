@@ -106,7 +106,11 @@ async fn upgrading_a_schema_with_data_keeps_every_link_on_the_default_domain() {
          INSERT INTO links (id, short_code, original_url, tags, redirect_type, created_at, updated_at)
          VALUES ('00000000-0000-7000-8000-000000000004', 'gone001', 'https://example.com/d', '{}', 302, now(), now());
          DELETE FROM links WHERE short_code = 'gone001';
-         INSERT INTO daily_rollups (link_id, day, clicks) VALUES ('00000000-0000-7000-8000-000000000003', current_date, 7);",
+         INSERT INTO daily_rollups (link_id, day, clicks) VALUES ('00000000-0000-7000-8000-000000000003', current_date, 7);
+         INSERT INTO daily_breakdowns (link_id, day, dimension, value, clicks)
+         SELECT '00000000-0000-7000-8000-000000000003', current_date, d, v, 7
+         FROM (VALUES ('referrer', 'news.example'), ('browser', 'Safari'), ('os', 'Linux'),
+                      ('device', 'desktop'), ('country', 'DE')) AS b(d, v);",
     ))
     .execute(&old)
     .await
@@ -134,6 +138,30 @@ async fn upgrading_a_schema_with_data_keeps_every_link_on_the_default_domain() {
     let today = chrono::Utc::now().date_naive();
     let window = store.rollups(older.id, today, today).await.unwrap();
     assert_eq!(window.days[0].clicks, 7, "clicks kept");
+    // Breakdowns written per value before combinations existed add to the new ones.
+    let click = hoplink::testing::sample_click(older.id, today, "v1", false, false);
+    assert_eq!(store.record(&[click]).await.unwrap().recorded, 1);
+    let window = store.rollups(older.id, today, today).await.unwrap();
+    assert_eq!(window.days[0].clicks, 8);
+    let mut values: Vec<(hoplink::records::Dimension, String, u64)> = window
+        .breakdowns
+        .iter()
+        .flat_map(|(d, v)| v.iter().map(|v| (*d, v.value.clone(), v.count)))
+        .collect();
+    values.sort();
+    use hoplink::records::Dimension::*;
+    let expected = [
+        (Referrer, "news.example", 8),
+        (Browser, "Firefox", 1),
+        (Browser, "Safari", 7),
+        (Os, "Linux", 8),
+        (Device, "desktop", 8),
+        (Country, "DE", 8),
+    ];
+    assert_eq!(
+        values,
+        expected.map(|(d, v, n)| (d, v.to_string(), n)).to_vec()
+    );
     // The deleted code and the twins' folded code stay taken.
     for code in ["gone001", "CASETEST"] {
         let mut link = hoplink::testing::sample_link(None);
@@ -189,6 +217,7 @@ async fn migrations_apply_once_when_instances_start_together() {
         "api_keys",
         "click_events",
         "daily_breakdowns",
+        "daily_combinations",
         "daily_rollups",
         "daily_visitors",
         "links",
