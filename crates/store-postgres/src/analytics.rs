@@ -354,23 +354,21 @@ impl AnalyticsStore for PgStore {
     }
 
     async fn rollups(&self, link_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RollupWindow> {
-        let days = sqlx::query(
+        // Both statements take the window as ($1 link, $2 first day, $3 last day).
+        let window_rows = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(link_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+        };
+        let days = window_rows(
             "SELECT day, clicks, bot_clicks, unique_visitors FROM daily_rollups
              WHERE link_id = $1 AND day BETWEEN $2 AND $3",
         )
-        .bind(link_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let breakdowns = sqlx::query(BREAKDOWNS)
-            .bind(link_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let breakdowns = window_rows(BREAKDOWNS).await.map_err(db_error)?;
         let mut window = RollupWindow::default();
         for row in &days {
             let n = |name: &str| -> Result<u64> {
