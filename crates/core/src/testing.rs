@@ -1430,6 +1430,8 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
         vec![("DE".to_string(), 4), ("FR".to_string(), 1)]
     );
 
+    busy_link_day(&*store, today).await;
+
     let only_today = store.rollups(link.id, today, today).await.unwrap();
     assert_eq!(only_today.days.len(), 1, "the window bounds the days");
     let other = store
@@ -1445,6 +1447,60 @@ pub async fn analytics_store<S: LinkStore + AnalyticsStore + 'static>(store: Arc
         "clicks of unknown links are accepted"
     );
     assert_eq!(store.record(&[]).await.unwrap().recorded, 0);
+}
+
+/// A link-day with more clicks, in more combinations of values, than a store may keep
+/// one row per combination for: every dimension still counts each click once.
+async fn busy_link_day<S: LinkStore + AnalyticsStore>(store: &S, today: NaiveDate) {
+    let link = sample_link(None);
+    store.insert(&link).await.unwrap();
+    let clicks: Vec<ClassifiedClick> = (0..300)
+        .map(|i| ClassifiedClick {
+            referrer: format!("r{}.example", i % 50),
+            browser: ["Firefox", "Chrome", "Safari"][i % 3].into(),
+            country: ["DE", "FR", "US", "JP"][i % 4].into(),
+            ..sample_click(link.id, today, &format!("u{i}"), false, false)
+        })
+        .collect();
+    for batch in clicks.chunks(40) {
+        let outcome = store.record(batch).await.unwrap();
+        assert_eq!(outcome.recorded, batch.len() as u64);
+    }
+    let window = store.rollups(link.id, today, today).await.unwrap();
+    assert_eq!(
+        window
+            .days
+            .iter()
+            .map(|d| (d.clicks, d.unique_visitors))
+            .collect::<Vec<_>>(),
+        [(300, 300)]
+    );
+    for (dimension, values) in &window.breakdowns {
+        let mut counts: Vec<(String, u64)> =
+            values.iter().map(|v| (v.value.clone(), v.count)).collect();
+        counts.sort();
+        let expected: Vec<(String, u64)> = match dimension {
+            Dimension::Referrer => {
+                let mut referrers: Vec<(String, u64)> =
+                    (0..50).map(|i| (format!("r{i}.example"), 6)).collect();
+                referrers.sort();
+                referrers
+            }
+            Dimension::Browser => vec![
+                ("Chrome".into(), 100),
+                ("Firefox".into(), 100),
+                ("Safari".into(), 100),
+            ],
+            Dimension::Os => vec![("Linux".into(), 300)],
+            Dimension::Device => vec![("desktop".into(), 300)],
+            Dimension::Country => ["DE", "FR", "JP", "US"]
+                .iter()
+                .map(|c| (c.to_string(), 75))
+                .collect(),
+        };
+        assert_eq!(counts, expected, "{dimension:?} of a busy link-day");
+    }
+    assert_eq!(window.breakdowns.len(), Dimension::ALL.len());
 }
 
 /// Checks a [`Cache`] against its contract.

@@ -1,11 +1,11 @@
 //! [`AnalyticsStore`]: clicks into the click log, then folded into daily rollups.
 
-use crate::{PgStore, db_error};
+use crate::{PgStore, breakdowns, db_error};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hoplink::records::{
-    ClassifiedClick, ClickFold, ClickQuery, CombinationDelta, DailyRollup, DayDelta, Dimension,
-    RecordOutcome, RollupWindow,
+    ClassifiedClick, ClickFold, ClickQuery, DailyRollup, DayDelta, Dimension, RecordOutcome,
+    RollupWindow,
 };
 use hoplink::{AnalyticsStore, Click, Result, ValueCount};
 use sqlx::{PgPool, Row};
@@ -23,7 +23,11 @@ const STATEMENT_BYTES: usize = 4 << 20;
 
 /// Splits `items` into runs whose parameters (`size` each) stay within `limit`; an
 /// item larger than that still gets a statement of its own.
-fn statement_chunks<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+pub(crate) fn statement_chunks<T>(
+    items: &[T],
+    limit: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, item) in items.iter().enumerate() {
@@ -42,7 +46,7 @@ fn statement_chunks<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) ->
 
 /// What a value adds to a statement's parameters as a binary array element: a 4-byte
 /// length, then the value.
-const fn element(bytes: usize) -> usize {
+pub(crate) const fn element(bytes: usize) -> usize {
     4 + bytes
 }
 
@@ -104,34 +108,19 @@ SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::text[])
 ON CONFLICT DO NOTHING
 RETURNING link_id, day";
 
+/// Returns the link-days whose human clicks, after the batch, are past $6: those may
+/// already hold as many combination rows as they keep (see [`crate::breakdowns`]).
 const ADD_DAYS: &str = "
-INSERT INTO daily_rollups (link_id, day, clicks, bot_clicks, unique_visitors)
-SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::int8[])
-ON CONFLICT (link_id, day) DO UPDATE SET
-    clicks = daily_rollups.clicks + EXCLUDED.clicks,
-    bot_clicks = daily_rollups.bot_clicks + EXCLUDED.bot_clicks,
-    unique_visitors = daily_rollups.unique_visitors + EXCLUDED.unique_visitors";
-
-const ADD_COMBINATIONS: &str = "
-INSERT INTO daily_combinations (link_id, day, referrer, browser, os, device, country, clicks)
-SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::int8[])
-ON CONFLICT (link_id, day, referrer, browser, os, device, country) DO UPDATE SET
-    clicks = daily_combinations.clicks + EXCLUDED.clicks";
-
-/// A window's breakdowns: the combinations summed per dimension and value, plus the
-/// per-value rows written before combinations existed.
-const BREAKDOWNS: &str = "
-SELECT dimension, value, sum(clicks)::bigint AS clicks FROM (
-    SELECT v.dimension, v.value, c.clicks FROM daily_combinations c,
-        LATERAL (VALUES ('referrer', c.referrer), ('browser', c.browser), ('os', c.os),
-                        ('device', c.device), ('country', c.country)) AS v(dimension, value)
-    WHERE c.link_id = $1 AND c.day BETWEEN $2 AND $3
-    UNION ALL
-    SELECT dimension, value, clicks FROM daily_breakdowns
-    WHERE link_id = $1 AND day BETWEEN $2 AND $3
-) AS breakdowns
-GROUP BY dimension, value";
+WITH added AS (
+    INSERT INTO daily_rollups (link_id, day, clicks, bot_clicks, unique_visitors)
+    SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::int8[])
+    ON CONFLICT (link_id, day) DO UPDATE SET
+        clicks = daily_rollups.clicks + EXCLUDED.clicks,
+        bot_clicks = daily_rollups.bot_clicks + EXCLUDED.bot_clicks,
+        unique_visitors = daily_rollups.unique_visitors + EXCLUDED.unique_visitors
+    RETURNING link_id, day, clicks
+)
+SELECT link_id, day FROM added WHERE clicks > $6";
 
 /// Keeps [`ADD_CLICK_COUNTS`] a nested loop over the links index for the rest of the
 /// transaction: the planner otherwise hashes the batch against a scan of the whole
@@ -145,7 +134,7 @@ UPDATE links SET click_count = links.click_count + n.clicks
 FROM UNNEST($1::uuid[], $2::int8[]) AS n(link_id, clicks)
 WHERE links.id = n.link_id";
 
-fn count(n: u64) -> i64 {
+pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -238,8 +227,9 @@ async fn write_group(
         }
     }
     let day_bytes = |_: &DayDelta| element(16) + element(4) + 3 * element(8);
+    let mut crowded: Vec<(Uuid, NaiveDate)> = Vec::new();
     for chunk in statement_chunks(&fold.days, limit, day_bytes) {
-        sqlx::query(ADD_DAYS)
+        let rows = sqlx::query(ADD_DAYS)
             .bind(chunk.iter().map(|d| d.link_id).collect::<Vec<_>>())
             .bind(chunk.iter().map(|d| d.day).collect::<Vec<_>>())
             .bind(chunk.iter().map(|d| count(d.clicks)).collect::<Vec<_>>())
@@ -255,29 +245,18 @@ async fn write_group(
                     .map(|d| count(new_visitors.get(&(d.link_id, d.day)).copied().unwrap_or(0)))
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut *tx)
+            .bind(count(breakdowns::COMBINATION_ROWS))
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
-    }
-    let combination_bytes = |c: &CombinationDelta| {
-        element(16)
-            + element(4)
-            + c.values.iter().map(|v| element(v.len())).sum::<usize>()
-            + element(8)
-    };
-    for chunk in statement_chunks(&fold.combinations, limit, combination_bytes) {
-        let mut query = sqlx::query(ADD_COMBINATIONS)
-            .bind(chunk.iter().map(|c| c.link_id).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|c| c.day).collect::<Vec<_>>());
-        for dimension in Dimension::ALL {
-            query = query.bind(chunk.iter().map(|c| c.value(dimension)).collect::<Vec<_>>());
+        for row in rows {
+            crowded.push((
+                row.try_get("link_id").map_err(db_error)?,
+                row.try_get("day").map_err(db_error)?,
+            ));
         }
-        query
-            .bind(chunk.iter().map(|c| count(c.clicks)).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
     }
+    breakdowns::add(&mut tx, &fold.combinations, &crowded, limit).await?;
     if !fold.counts.is_empty() {
         sqlx::query(COUNTS_BY_INDEX)
             .execute(&mut *tx)
@@ -368,7 +347,7 @@ impl AnalyticsStore for PgStore {
         )
         .await
         .map_err(db_error)?;
-        let breakdowns = window_rows(BREAKDOWNS).await.map_err(db_error)?;
+        let breakdowns = window_rows(breakdowns::READ).await.map_err(db_error)?;
         let mut window = RollupWindow::default();
         for row in &days {
             let n = |name: &str| -> Result<u64> {

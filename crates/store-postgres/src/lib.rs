@@ -29,10 +29,12 @@
 //!   on its own connection: the click log rows (`UNNEST` arrays; the event id is the
 //!   key, so a redelivered click comes back as already there), then, for the new clicks
 //!   only, folded in memory ([`hoplink::records::ClickFold`]), the unique visitors, daily
-//!   rollups, breakdowns (one row per combination of values) and `click_count`.
+//!   rollups, breakdowns (one row per combination of values, up to [`COMBINATION_ROWS`]
+//!   a link-day, then one per value) and `click_count`.
 //! - Ids come from a sequence, one `nextval` per block of 1,000.
 
 mod analytics;
+mod breakdowns;
 mod clicks;
 mod ids;
 mod links;
@@ -41,6 +43,7 @@ mod nodelay;
 mod users;
 mod webhooks;
 
+pub use breakdowns::COMBINATION_ROWS;
 use hoplink::{Error, Link, Result};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;

@@ -11,45 +11,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn database_url() -> Option<String> {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but TEST_DATABASE_URL is not: PostgreSQL tests cannot run")
-        }
-        _ => {
-            eprintln!("skipped: set TEST_DATABASE_URL=postgres://… to run the PostgreSQL tests");
-            None
-        }
-    }
-}
-
-fn fresh_schema() -> String {
-    format!(
-        "hoplink_test_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-async fn connect(url: &str, schema: &str) -> PgStore {
-    PgStore::connect_with(
-        url,
-        PgSettings {
-            schema: Some(schema.into()),
-            max_connections: 20,
-            ..PgSettings::default()
-        },
-    )
-    .await
-    .expect("connect and migrate")
-}
-
-async fn drop_schema(store: &PgStore, schema: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(store.pool())
-        .await
-        .expect("drop schema");
-}
+mod common;
+use common::{connect, database_url, drop_schema, fresh_schema};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_suite() {
