@@ -134,6 +134,14 @@ UPDATE links SET click_count = links.click_count + n.clicks
 FROM UNNEST($1::uuid[], $2::int8[]) AS n(link_id, clicks)
 WHERE links.id = n.link_id";
 
+/// The link-day (`link_id`, `day`) of a returned row.
+pub(crate) fn link_day(row: &sqlx::postgres::PgRow) -> Result<(Uuid, NaiveDate)> {
+    Ok((
+        row.try_get("link_id").map_err(db_error)?,
+        row.try_get("day").map_err(db_error)?,
+    ))
+}
+
 pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -219,11 +227,7 @@ async fn write_group(
             .await
             .map_err(db_error)?;
         for row in rows {
-            let key = (
-                row.try_get("link_id").map_err(db_error)?,
-                row.try_get("day").map_err(db_error)?,
-            );
-            *new_visitors.entry(key).or_default() += 1;
+            *new_visitors.entry(link_day(&row)?).or_default() += 1;
         }
     }
     let day_bytes = |_: &DayDelta| element(16) + element(4) + 3 * element(8);
@@ -250,10 +254,7 @@ async fn write_group(
             .await
             .map_err(db_error)?;
         for row in rows {
-            crowded.push((
-                row.try_get("link_id").map_err(db_error)?,
-                row.try_get("day").map_err(db_error)?,
-            ));
+            crowded.push(link_day(&row)?);
         }
     }
     breakdowns::add(&mut tx, &fold.combinations, &crowded, limit).await?;

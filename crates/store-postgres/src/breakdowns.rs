@@ -15,7 +15,7 @@
 //! [`COMBINATION_ROWS`] clicks cannot have more combinations than that; only busier ones
 //! have their combination rows counted (through the key, at most that many each).
 
-use crate::analytics::{count, element, statement_chunks};
+use crate::analytics::{count, element, link_day, statement_chunks};
 use crate::db_error;
 use chrono::NaiveDate;
 use hoplink::Result;
@@ -158,10 +158,7 @@ async fn busy_link_days(
             .await
             .map_err(db_error)?;
         for row in rows {
-            let key = (
-                row.try_get("link_id").map_err(db_error)?,
-                row.try_get("day").map_err(db_error)?,
-            );
+            let key = link_day(&row)?;
             let stored: i64 = row.try_get("combinations").map_err(db_error)?;
             let added = batch.get(&key).copied().unwrap_or(0);
             if stored.max(0) as u64 + added > COMBINATION_ROWS {

@@ -9,6 +9,18 @@ use std::sync::Arc;
 mod common;
 use common::{connect, database_url, drop_schema, fresh_schema};
 
+/// A link's breakdown rows: (combination rows, per-value rows), over all its days.
+async fn stored_rows(store: &hoplink_postgres::PgStore, link_id: uuid::Uuid) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM daily_combinations WHERE link_id = $1),
+                (SELECT count(*) FROM daily_breakdowns WHERE link_id = $1)",
+    )
+    .bind(link_id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_link_day_reads_a_bounded_number_of_rows() {
     let Some(url) = database_url() else { return };
@@ -51,14 +63,7 @@ async fn a_busy_link_day_reads_a_bounded_number_of_rows() {
         writer.await.unwrap();
     }
 
-    let (combinations, values): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM daily_combinations WHERE link_id = $1),
-                (SELECT count(*) FROM daily_breakdowns WHERE link_id = $1)",
-    )
-    .bind(link.id)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let (combinations, values) = stored_rows(&store, link.id).await;
     assert!(
         (1..=COMBINATION_ROWS as i64).contains(&combinations),
         "{combinations} combination rows for 1,000 clicks in 200 combinations"
@@ -106,14 +111,7 @@ async fn a_busy_link_day_reads_a_bounded_number_of_rows() {
             .collect();
         assert_eq!(store.record(&clicks).await.unwrap().recorded, 50);
     }
-    let (combinations, values): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM daily_combinations WHERE link_id = $1),
-                (SELECT count(*) FROM daily_breakdowns WHERE link_id = $1)",
-    )
-    .bind(steady.id)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let (combinations, values) = stored_rows(&store, steady.id).await;
     assert_eq!((combinations, values), (2, 0));
     let window = store.rollups(steady.id, today, today).await.unwrap();
     let browsers = &window
