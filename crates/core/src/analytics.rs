@@ -29,6 +29,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+mod event_ids;
+pub(crate) use event_ids::EventIds;
+
 /// How clicks are batched on their way to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsConfig {
@@ -154,7 +157,12 @@ impl VisitorHasher {
 impl PendingClick {
     /// The event to publish: the address hashed into a visitor and, when the click names
     /// no country, looked up in `geoip`; the address itself goes no further.
-    pub fn into_event(self, hasher: &mut VisitorHasher, geoip: Option<&GeoIp>) -> ClickEvent {
+    pub fn into_event(
+        self,
+        hasher: &mut VisitorHasher,
+        ids: &mut EventIds,
+        geoip: Option<&GeoIp>,
+    ) -> ClickEvent {
         let user_agent = self.user_agent.as_ref().map(StackString::as_str);
         let visitor = hasher.hash(self.at.date_naive(), self.ip, user_agent);
         let country = self.country.map(|c| c.as_str().to_string()).or_else(|| {
@@ -162,7 +170,7 @@ impl PendingClick {
             Some(crate::geoip::code_str(&code).to_string())
         });
         ClickEvent {
-            id: Uuid::now_v7(),
+            id: ids.next(self.at),
             link_id: self.link_id,
             short_code: self.short_code.as_str().to_string(),
             occurred_at: self.at,
@@ -349,6 +357,7 @@ pub(crate) async fn run_forwarder(
     // Converted as they come out of the buffer: a click record is large enough (the user
     // agent travels inline) that moving it once more through a Vec shows in a profile.
     let mut events: Vec<ClickEvent> = Vec::with_capacity(config.batch_size.min(4096));
+    let mut ids = EventIds::new();
     let mut stopping = false;
     loop {
         if !stopping {
@@ -364,7 +373,7 @@ pub(crate) async fn run_forwarder(
         loop {
             match buffer.try_recv() {
                 Ok(click) => {
-                    events.push(click.into_event(&mut hasher, geoip.as_deref()));
+                    events.push(click.into_event(&mut hasher, &mut ids, geoip.as_deref()));
                     if events.len() < config.batch_size {
                         continue;
                     }

@@ -33,17 +33,24 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub(crate) fn new_request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // By hand: the formatting machinery cost more than the rest of this function.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0u8; 32];
-    for (i, digit) in text.iter_mut().enumerate() {
-        let word = if i < 16 { prefix } else { n };
-        *digit = DIGITS[((word >> (60 - 4 * (i % 16))) & 0xf) as usize];
+    fn hex_into(word: u64, out: &mut [u8]) {
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = DIGITS[((word >> (60 - 4 * i)) & 0xf) as usize];
+        }
     }
+    static PREFIX: OnceLock<[u8; 16]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut digits = [0u8; 16];
+        hex_into(uuid::Uuid::new_v4().as_u64_pair().0, &mut digits);
+        digits
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut text = [0u8; 32];
+    text[..16].copy_from_slice(prefix);
+    hex_into(n, &mut text[16..]);
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
@@ -96,25 +103,30 @@ fn canonical(ip: IpAddr) -> IpAddr {
 pub fn ip_text(ip: IpAddr) -> hoplink::StackString<48> {
     let mut text = hoplink::StackString::new();
     match ip {
-        // By hand for IPv4, nearly every client: `Display` costs more than the lookup.
+        // By hand for IPv4, nearly every client, into one buffer checked once: `Display`
+        // (and a check per octet) cost more than the flood guard's look-up.
         IpAddr::V4(v4) => {
+            let mut bytes = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
-                let digits = [
-                    b'0' + octet / 100,
-                    b'0' + octet / 10 % 10,
-                    b'0' + octet % 10,
-                ];
-                let skip = if octet >= 100 {
-                    0
-                } else if octet >= 10 {
-                    1
-                } else {
-                    2
-                };
-                let dot = if i == 0 { "" } else { "." };
-                let _ = text.write_str(dot);
-                let _ = text.write_str(std::str::from_utf8(&digits[skip..]).unwrap_or("0"));
+                if i > 0 {
+                    bytes[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    bytes[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    bytes[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                bytes[len] = b'0' + octet % 10;
+                len += 1;
             }
+            text = hoplink::StackString::truncated(
+                std::str::from_utf8(&bytes[..len]).unwrap_or("0.0.0.0"),
+            );
         }
         IpAddr::V6(_) => {
             let _ = write!(text, "{ip}");
@@ -130,9 +142,62 @@ const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// Adds the `RateLimit-*` headers of a decision.
 pub fn add_rate_limit_headers(resp: &mut Response, d: &RateLimitDecision) {
     let headers = resp.headers_mut();
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_secs(d.reset_after)));
+    headers.insert(RATELIMIT_LIMIT, limit_value(d.limit));
+    headers.insert(RATELIMIT_REMAINING, number_value(u64::from(d.remaining)));
+    headers.insert(RATELIMIT_RESET, number_value(ceil_secs(d.reset_after)));
+}
+
+/// Numbers below this are header values made once ([`number_value`]).
+const SMALL_NUMBERS: u64 = 4096;
+
+/// `n` as a header value. Every redirect carries three numbers; formatting each into a
+/// fresh allocation was a tenth of the redirect module's instructions. Small ones (a
+/// quota's limit, what remains of it, seconds to its reset) are made once, as static
+/// text, so a clone copies two pointers.
+pub(crate) fn number_value(n: u64) -> HeaderValue {
+    use std::sync::LazyLock;
+    static SMALL: LazyLock<Box<[HeaderValue]>> = LazyLock::new(|| {
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(SMALL_NUMBERS as usize);
+        for n in 0..SMALL_NUMBERS {
+            let _ = write!(text, "{n}");
+            ends.push(text.len());
+        }
+        // Made once per process and kept for its life.
+        let text: &'static str = Box::leak(text.into_boxed_str());
+        let mut start = 0;
+        ends.into_iter()
+            .map(|end| {
+                let value = HeaderValue::from_static(&text[start..end]);
+                start = end;
+                value
+            })
+            .collect()
+    });
+    match SMALL.get(n as usize) {
+        Some(value) if n < SMALL_NUMBERS => value.clone(),
+        _ => HeaderValue::from(n),
+    }
+}
+
+/// A quota's limit as a header value: [`number_value`], and for a limit above the small
+/// numbers the thread's last one again (a server has a handful of quotas).
+fn limit_value(limit: u32) -> HeaderValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<Option<(u32, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    if u64::from(limit) < SMALL_NUMBERS {
+        return number_value(u64::from(limit));
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((n, value)) if *n == limit => value.clone(),
+        _ => {
+            let value = HeaderValue::from(limit);
+            *last = Some((limit, value.clone()));
+            value
+        }
+    })
 }
 
 /// The 429 answer of a refused decision.
@@ -327,6 +392,36 @@ async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_values_read_as_the_numbers() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            599,
+            600,
+            4095,
+            4096,
+            4097,
+            1_000_000_000,
+            u64::MAX,
+        ] {
+            assert_eq!(number_value(n).to_str().unwrap(), n.to_string());
+        }
+        for limit in [
+            1,
+            600,
+            4096,
+            1_000_000_000,
+            1_000_000_000,
+            7_000_000,
+            u32::MAX,
+        ] {
+            assert_eq!(limit_value(limit).to_str().unwrap(), limit.to_string());
+        }
+    }
 
     #[test]
     fn ip_text_writes_addresses_as_display_does() {
