@@ -13,8 +13,9 @@ use uuid::Uuid;
 /// clicks of a day without its partition land in the default one (found, only not
 /// dropped with a partition), so a few days suffice and a start stays light.
 const DAYS_AHEAD: u64 = 2;
-/// How far the id of a click may run ahead of its time (the forwarder stamps the id a
-/// moment after the click): an upper bound on ids in a time filter, for partition pruning.
+/// How far the id of a click may run ahead of its time (the forwarder stamps ids with the
+/// click's own millisecond; earlier releases stamped them a moment after the click): an
+/// upper bound on ids in a time filter, for partition pruning.
 const ID_SLACK_MS: i64 = 3_600_000;
 
 /// The smallest UUIDv7 of millisecond `ms`.
