@@ -523,6 +523,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_event_carries_the_clicks_time_in_its_id_and_no_address() {
+        let at = DateTime::parse_from_rfc3339("2026-12-01T23:59:59.999700Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let click = PendingClick {
+            link_id: Uuid::now_v7(),
+            short_code: ShortCode::of(&Arc::from("abc")),
+            at,
+            ip: Some("203.0.113.7".parse().unwrap()),
+            user_agent: Some(StackString::truncated("Mozilla/5.0")),
+            referrer: Some(StackString::truncated("t.co")),
+            country: None,
+            counted_at_redirect: false,
+        };
+        let mut hasher = VisitorHasher::new(Arc::from(&b"secret"[..]));
+        let event = click.into_event(&mut hasher, &mut EventIds::new(), None);
+        // The id's millisecond is the click's, not the forwarding's, so its day (the
+        // PostgreSQL click log's partition) is the click's day.
+        let (secs, nanos) = event.id.get_timestamp().unwrap().to_unix();
+        assert_eq!((secs as i64, nanos / 1_000_000), (at.timestamp(), 999));
+        assert_eq!(event.occurred_at, at);
+        assert_eq!(event.visitor.len(), 32);
+        assert!(!event.visitor.contains("203.0.113.7"));
+        assert_eq!(event.short_code, "abc");
+    }
+
+    #[test]
     fn referrers_and_countries() {
         assert_eq!(
             referrer_of("https://user:pw@News.Example.com:8443/a?b#c"),

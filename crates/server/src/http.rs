@@ -174,9 +174,10 @@ pub(crate) fn number_value(n: u64) -> HeaderValue {
             })
             .collect()
     });
-    match SMALL.get(n as usize) {
-        Some(value) if n < SMALL_NUMBERS => value.clone(),
-        _ => HeaderValue::from(n),
+    if n < SMALL_NUMBERS {
+        SMALL[n as usize].clone()
+    } else {
+        HeaderValue::from(n)
     }
 }
 
