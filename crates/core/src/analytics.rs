@@ -2,7 +2,7 @@
 //! classification, visitor hashing and summaries.
 //!
 //! ```text
-//! resolve() ── try_send ──> bounded buffer ──> forwarder ──> EventBus ──> worker ──> AnalyticsStore
+//! resolve() ── push ──> per-thread buffer ──> forwarder ──> EventBus ──> worker ──> AnalyticsStore
 //!               (never waits;   (hashes visitors,   (batches by size / time,
 //!                full: drop     stamps event ids)    de-dup by id in the store,
 //!                and count)                          ack after the write)
@@ -16,7 +16,6 @@ use crate::model::{AnalyticsSummary, DayClicks, ValueCount};
 use crate::records::{ClassifiedClick, ClickEvent, DailyRollup, Dimension, RollupWindow};
 use crate::stats::{Hot, Stats};
 use crate::store::AnalyticsStore;
-use crate::text::StackString;
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -26,10 +25,12 @@ use std::hash::Hasher as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
+mod buffer;
 mod event_ids;
+pub(crate) use buffer::{ClickBuffer, Clicks};
 pub(crate) use event_ids::EventIds;
 
 /// How clicks are batched on their way to the store.
@@ -61,43 +62,22 @@ impl Default for AnalyticsConfig {
     }
 }
 
-/// A click as the redirect hands it over: still with the raw address, which never
+/// A click as the redirect hands it over, borrowed from the request (on its way in) or
+/// from the hand-over buffer (on its way out): still with the raw address, which never
 /// leaves the process.
-#[derive(Debug)]
-pub(crate) struct PendingClick {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingClick<'a> {
     pub link_id: Uuid,
-    pub short_code: ShortCode,
+    pub short_code: &'a str,
     pub at: DateTime<Utc>,
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<StackString<MAX_USER_AGENT>>,
-    pub referrer: Option<StackString<MAX_HOST>>,
-    pub country: Option<StackString<MAX_COUNTRY>>,
+    /// Cut to [`MAX_USER_AGENT`] bytes in the buffer.
+    pub user_agent: Option<&'a str>,
+    /// What [`referrer_of`] keeps of the `Referer`.
+    pub referrer: Option<&'a str>,
+    /// Cut to [`MAX_COUNTRY`] bytes in the buffer.
+    pub country: Option<&'a str>,
     pub counted_at_redirect: bool,
-}
-
-/// A click's short code, copied into the click (generated codes and aliases fit), or
-/// shared with the cache entry when longer (imported codes may be).
-#[derive(Debug)]
-pub(crate) enum ShortCode {
-    Inline(StackString<64>),
-    Shared(Arc<str>),
-}
-
-impl ShortCode {
-    pub fn of(code: &Arc<str>) -> ShortCode {
-        if code.len() <= 64 {
-            ShortCode::Inline(StackString::truncated(code))
-        } else {
-            ShortCode::Shared(code.clone())
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            ShortCode::Inline(code) => code.as_str(),
-            ShortCode::Shared(code) => code,
-        }
-    }
 }
 
 /// Daily-rotating visitor pseudonyms: SipHash-2-4 (128 bits) of (address, user agent)
@@ -154,29 +134,29 @@ impl VisitorHasher {
     }
 }
 
-impl PendingClick {
+impl PendingClick<'_> {
     /// The event to publish: the address hashed into a visitor and, when the click names
     /// no country, looked up in `geoip`; the address itself goes no further.
-    pub fn into_event(
-        self,
+    pub fn to_event(
+        &self,
         hasher: &mut VisitorHasher,
         ids: &mut EventIds,
         geoip: Option<&GeoIp>,
     ) -> ClickEvent {
-        let user_agent = self.user_agent.as_ref().map(StackString::as_str);
+        let user_agent = self.user_agent;
         let visitor = hasher.hash(self.at.date_naive(), self.ip, user_agent);
-        let country = self.country.map(|c| c.as_str().to_string()).or_else(|| {
+        let country = self.country.map(str::to_string).or_else(|| {
             let code = geoip?.country(self.ip?)?;
             Some(crate::geoip::code_str(&code).to_string())
         });
         ClickEvent {
             id: ids.next(self.at),
             link_id: self.link_id,
-            short_code: self.short_code.as_str().to_string(),
+            short_code: self.short_code.to_string(),
             occurred_at: self.at,
             visitor,
             user_agent: user_agent.map(String::from),
-            referrer: self.referrer.map(|r| r.as_str().to_string()),
+            referrer: self.referrer.map(str::to_string),
             country,
             counted_at_redirect: self.counted_at_redirect,
         }
@@ -206,11 +186,6 @@ pub(crate) fn referrer_of(referrer: &str) -> &str {
         })
         .filter(|h| !h.is_empty() && h.len() <= MAX_HOST)
         .unwrap_or_default()
-}
-
-/// `user_agent`, cut to [`MAX_USER_AGENT`] bytes at a character boundary.
-pub(crate) fn user_agent_of(user_agent: &str) -> StackString<MAX_USER_AGENT> {
-    StackString::truncated(user_agent)
 }
 
 /// The referrer value analytics report: the host without `www.`, in lower case;
@@ -343,7 +318,7 @@ fn backoff(attempt: u32) -> Duration {
 /// Moves clicks from the in-process buffer to the bus until told to stop, then drains
 /// what the buffer still holds.
 pub(crate) async fn run_forwarder(
-    mut buffer: mpsc::Receiver<PendingClick>,
+    buffer: Arc<ClickBuffer>,
     bus: Arc<dyn EventBus>,
     mut hasher: VisitorHasher,
     geoip: Option<Arc<GeoIp>>,
@@ -354,43 +329,39 @@ pub(crate) async fn run_forwarder(
     // Draining on a short tick instead of waking on every click keeps the redirect path
     // from paying a cross-thread wake-up per request; a click waits at most one tick here.
     let tick = config.flush_interval.min(FORWARD_TICK);
-    // Converted as they come out of the buffer: a click record is large enough (the user
-    // agent travels inline) that moving it once more through a Vec shows in a profile.
     let mut events: Vec<ClickEvent> = Vec::with_capacity(config.batch_size.min(4096));
+    let mut taken = Clicks::default();
     let mut ids = EventIds::new();
     let mut stopping = false;
     loop {
         if !stopping {
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
+                // A dropped service (the sender gone) stops the forwarder too.
                 _ = stop.changed() => {
                     stopping = true;
                     buffer.close();
                 }
             }
         }
-        let mut drained = false;
-        loop {
-            match buffer.try_recv() {
-                Ok(click) => {
-                    events.push(click.into_event(&mut hasher, &mut ids, geoip.as_deref()));
-                    if events.len() < config.batch_size {
-                        continue;
-                    }
+        for shard in 0..buffer.shards() {
+            if !buffer.take(shard, &mut taken) {
+                continue;
+            }
+            for click in taken.iter() {
+                events.push(click.to_event(&mut hasher, &mut ids, geoip.as_deref()));
+                if events.len() >= config.batch_size {
+                    publish_with_retry(&*bus, &events, &stats, stopping).await;
+                    events.clear();
                 }
-                Err(mpsc::error::TryRecvError::Empty) => {}
-                Err(mpsc::error::TryRecvError::Disconnected) => drained = true,
-            }
-            if events.is_empty() {
-                break;
-            }
-            publish_with_retry(&*bus, &events, &stats, stopping).await;
-            events.clear();
-            if drained {
-                break;
             }
         }
-        if drained || (stopping && buffer.is_empty()) {
+        if !events.is_empty() {
+            publish_with_retry(&*bus, &events, &stats, stopping).await;
+            events.clear();
+        }
+        // Closed before this pass, so nothing can have come in since.
+        if stopping {
             break;
         }
     }
@@ -529,16 +500,16 @@ mod tests {
             .with_timezone(&Utc);
         let click = PendingClick {
             link_id: Uuid::now_v7(),
-            short_code: ShortCode::of(&Arc::from("abc")),
+            short_code: "abc",
             at,
             ip: Some("203.0.113.7".parse().unwrap()),
-            user_agent: Some(StackString::truncated("Mozilla/5.0")),
-            referrer: Some(StackString::truncated("t.co")),
+            user_agent: Some("Mozilla/5.0"),
+            referrer: Some("t.co"),
             country: None,
             counted_at_redirect: false,
         };
         let mut hasher = VisitorHasher::new(Arc::from(&b"secret"[..]));
-        let event = click.into_event(&mut hasher, &mut EventIds::new(), None);
+        let event = click.to_event(&mut hasher, &mut EventIds::new(), None);
         // The id's millisecond is the click's, not the forwarding's, so its day (the
         // PostgreSQL click log's partition) is the click's day.
         let (secs, nanos) = event.id.get_timestamp().unwrap().to_unix();
@@ -573,9 +544,6 @@ mod tests {
         assert_eq!(referrer_host(Some("WWW.Example.COM")), "example.com");
         assert_eq!(referrer_host(Some("")), "unknown");
         assert_eq!(referrer_host(Some("evil host<script>")), "unknown");
-        let ua = "é".repeat(400);
-        let cut = user_agent_of(&ua);
-        assert!(cut.as_str().len() <= MAX_USER_AGENT && ua.starts_with(cut.as_str()));
         assert_eq!(referrer_host(None), "direct");
         assert_eq!(
             referrer_host(Some("https://www.Example.com/a")),

@@ -2,7 +2,7 @@
 //! background tasks.
 
 use crate::agent::SharedClassifier;
-use crate::analytics::{AnalyticsConfig, VisitorHasher, run_forwarder, run_worker};
+use crate::analytics::{AnalyticsConfig, ClickBuffer, VisitorHasher, run_forwarder, run_worker};
 use crate::auth;
 use crate::bus::EventBus;
 use crate::cache::{Cache, Invalidation};
@@ -19,7 +19,7 @@ use crate::store::{
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::domains::{DOMAINS_CHANGED, DomainIds, DomainTable};
@@ -362,7 +362,7 @@ impl ShortenerBuilder {
         let negative_ttl = self.negative_ttl.unwrap_or(Duration::from_secs(5));
         let l1 = super::l1::new_cache(self.l1_capacity.unwrap_or(100_000));
         let stats = Arc::new(Stats::default());
-        let (clicks, buffer) = mpsc::channel(analytics_config.buffer_capacity.max(1));
+        let clicks = Arc::new(ClickBuffer::new(analytics_config.buffer_capacity.max(1)));
 
         let started_at = crate::clock::stored_precision(clock.now());
         let inner = Arc::new(Inner {
@@ -413,14 +413,14 @@ impl ShortenerBuilder {
             jwt_secret,
             agents: SharedClassifier::default(),
             geoip: self.geoip.clone(),
-            clicks,
+            clicks: clicks.clone(),
             stats: stats.clone(),
             tasks: Mutex::new(None),
         });
 
         let (stop_forwarder, forwarder_stop) = watch::channel(false);
         let forwarder = tokio::spawn(run_forwarder(
-            buffer,
+            clicks,
             bus.clone(),
             VisitorHasher::new(analytics_secret),
             self.geoip,

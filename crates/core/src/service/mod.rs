@@ -33,7 +33,7 @@ pub use redirect::Redirect;
 pub use smart::{MAX_LINK_PASSWORD, Preview};
 pub use transfer::EXPORT_PAGE;
 
-use crate::analytics::PendingClick;
+use crate::analytics::ClickBuffer;
 use crate::bus::EventBus;
 use crate::cache::Cache;
 use crate::clock::{Clock, stored_precision};
@@ -56,7 +56,7 @@ use std::ops::Range;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Ids taken from the allocator at a time.
@@ -119,7 +119,7 @@ struct Inner {
     /// User agents of visits to links with rules, classified once.
     agents: crate::agent::SharedClassifier,
     geoip: Option<Arc<crate::geoip::GeoIp>>,
-    clicks: mpsc::Sender<PendingClick>,
+    clicks: Arc<ClickBuffer>,
     stats: Arc<Stats>,
     tasks: Mutex<Option<Tasks>>,
 }

@@ -4,13 +4,12 @@ use super::Shortener;
 use super::domains::DomainRef;
 use super::l1::L1Ref;
 use crate::agent;
-use crate::analytics::{self, PendingClick, ShortCode};
+use crate::analytics::{self, PendingClick};
 use crate::code::is_plausible_code;
 use crate::error::{Error, GoneReason, Result};
 use crate::model::{RedirectType, Visit};
 use crate::records::{CacheEntry, ClickBudget, RedirectTarget};
 use crate::stats::Hot;
-use crate::text::StackString;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -249,19 +248,18 @@ impl Shortener {
         let inner = &*self.inner;
         let click = PendingClick {
             link_id: target.link_id,
-            short_code: ShortCode::of(&target.short_code),
+            short_code: &target.short_code,
             at: now,
             ip: visit.client_ip,
-            user_agent: visit.user_agent.map(analytics::user_agent_of),
-            referrer: visit
-                .referrer
-                .map(|r| StackString::truncated(analytics::referrer_of(r))),
-            country: visit.country.map(StackString::truncated),
+            user_agent: visit.user_agent,
+            referrer: visit.referrer.map(analytics::referrer_of),
+            country: visit.country,
             counted_at_redirect,
         };
-        match inner.clicks.try_send(click) {
-            Ok(()) => inner.stats.hot(Hot::ClicksBuffered),
-            Err(_) => inner.stats.hot(Hot::ClicksDropped),
+        if inner.clicks.push(&click) {
+            inner.stats.hot(Hot::ClicksBuffered);
+        } else {
+            inner.stats.hot(Hot::ClicksDropped);
         }
     }
 
