@@ -6,6 +6,7 @@ use crate::model::{ApiKey, Cursor, Link, RedirectType, User, ValueCount};
 use crate::rules::Rules;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -272,12 +273,13 @@ pub struct ClassifiedClick {
     pub is_bot: bool,
     /// Referrer host, or `direct`.
     pub referrer: String,
-    /// Browser family.
-    pub browser: String,
+    /// Browser family. The classifier's families are static text, so a click borrows
+    /// them instead of carrying copies (three allocations a click less).
+    pub browser: Cow<'static, str>,
     /// Operating system family.
-    pub os: String,
+    pub os: Cow<'static, str>,
     /// `desktop`, `mobile`, `tablet`, `bot` or `unknown`.
-    pub device: String,
+    pub device: Cow<'static, str>,
     /// Two-letter country or `unknown`.
     pub country: String,
     /// Already counted in `click_count` at redirect time.
@@ -294,9 +296,9 @@ impl ClassifiedClick {
             at: self.at,
             bot: self.is_bot,
             referrer: self.referrer.clone(),
-            browser: self.browser.clone(),
-            os: self.os.clone(),
-            device: self.device.clone(),
+            browser: self.browser.to_string(),
+            os: self.os.to_string(),
+            device: self.device.to_string(),
             country: self.country.clone(),
             visitor: self.visitor.clone(),
         }

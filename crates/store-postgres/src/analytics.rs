@@ -52,7 +52,7 @@ pub(crate) const fn element(bytes: usize) -> usize {
 
 /// A click log row's parameters.
 fn click_bytes(click: &&ClassifiedClick) -> usize {
-    let text = [
+    let text: [&str; 6] = [
         &click.visitor,
         &click.referrer,
         &click.browser,

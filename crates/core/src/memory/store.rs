@@ -62,7 +62,9 @@ struct LinkState {
     seen_events: [std::collections::HashSet<Uuid, EventIdHashing>; 2],
     days: HashMap<(Uuid, NaiveDate), DayStats>,
     /// Each link's latest raw clicks, in arrival order.
-    click_log: HashMap<Uuid, std::collections::VecDeque<Click>>,
+    /// Kept as recorded (a click's families are borrowed, not copied) and turned into
+    /// [`Click`]s when read.
+    click_log: HashMap<Uuid, std::collections::VecDeque<ClassifiedClick>>,
     /// The link of every click in `click_log`, oldest first: past [`CLICK_LOG_CAPACITY`]
     /// the oldest click of all goes, which is the front of its link's log.
     click_order: std::collections::VecDeque<Uuid>,
@@ -409,7 +411,7 @@ impl AnalyticsStore for MemoryStore {
                 .click_log
                 .entry(click.link_id)
                 .or_default()
-                .push_back(click.to_click());
+                .push_back(click.clone());
             state.click_order.push_back(click.link_id);
             if state.click_order.len() > CLICK_LOG_CAPACITY
                 && let Some(oldest) = state.click_order.pop_front()
@@ -452,8 +454,8 @@ impl AnalyticsStore for MemoryStore {
             .iter()
             .filter(|c| query.from.is_none_or(|from| c.at >= from))
             .filter(|c| query.to.is_none_or(|to| c.at < to))
-            .filter(|c| query.after.is_none_or(|after| c.id < after))
-            .cloned()
+            .filter(|c| query.after.is_none_or(|after| c.event_id < after))
+            .map(ClassifiedClick::to_click)
             .collect();
         page.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
         page.truncate(query.limit as usize);
@@ -473,7 +475,7 @@ impl AnalyticsStore for MemoryStore {
         let mut left: Vec<(Uuid, Uuid)> = state
             .click_log
             .iter()
-            .flat_map(|(link, log)| log.iter().map(move |c| (c.id, *link)))
+            .flat_map(|(link, log)| log.iter().map(move |c| (c.event_id, *link)))
             .collect();
         left.sort_unstable();
         state.click_order = left.into_iter().map(|(_, link)| link).collect();
