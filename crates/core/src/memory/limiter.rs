@@ -56,11 +56,7 @@ impl MemoryRateLimiter {
     }
 
     fn decide(&self, key: &str, quota: Quota, cost: u32) -> RateLimitDecision {
-        let now = self.clock.now();
-        let now_ns = now
-            .timestamp_nanos_opt()
-            .unwrap_or_else(|| now.timestamp_micros().saturating_mul(1000));
-        self.check_at(key, quota, cost, now_ns)
+        self.check_at(key, quota, cost, self.clock.now_nanos())
     }
 
     /// The decision for `cost` requests of `key` at `now_ns` (the whole algorithm, for
