@@ -323,9 +323,9 @@ impl std::fmt::Debug for KafkaConsumer {
 
 #[async_trait]
 impl EventConsumer for KafkaConsumer {
-    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<Vec<ClickEvent>> {
+    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<&[ClickEvent]> {
         if !self.in_flight.is_empty() {
-            return Ok(self.in_flight.clone());
+            return Ok(&self.in_flight);
         }
         let max = max.max(1);
         let deadline = tokio::time::Instant::now() + max_wait;
@@ -358,7 +358,7 @@ impl EventConsumer for KafkaConsumer {
                 ),
             }
         }
-        Ok(self.in_flight.clone())
+        Ok(&self.in_flight)
     }
 
     async fn ack(&mut self) -> Result<()> {

@@ -62,7 +62,7 @@ async fn two_consumers_of_one_group_share_the_partitions() {
                     .next_batch(100, Duration::from_millis(200))
                     .await
                     .unwrap();
-                for event in &batch {
+                for event in batch {
                     seen.lock()
                         .unwrap()
                         .entry(event.id)

@@ -39,9 +39,12 @@ pub trait EventConsumer: Send + Debug {
     /// `max_wait` with what there is (possibly nothing). When the previous batch was not
     /// acknowledged, it may be delivered again.
     ///
+    /// The batch is lent, not given: a consumer keeps its batch until it is acknowledged
+    /// (to deliver it again), so lending it spares a copy of every event.
+    ///
     /// Must be cancel-safe: when the future is dropped before it completes, no event may
     /// be lost (it may be delivered again later).
-    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<Vec<ClickEvent>>;
+    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<&[ClickEvent]>;
     /// Acknowledges every event delivered so far: call after it is durably stored.
     async fn ack(&mut self) -> Result<()>;
 }

@@ -1808,7 +1808,7 @@ async fn drain(
             .next_batch(want - got.len(), Duration::from_millis(500))
             .await
             .unwrap();
-        got.extend(batch);
+        got.extend_from_slice(batch);
         consumer.ack().await.unwrap();
     }
     got
@@ -1870,7 +1870,8 @@ pub async fn event_bus(bus: Arc<dyn EventBus>) {
         taken = consumer
             .next_batch(5, Duration::from_millis(500))
             .await
-            .unwrap();
+            .unwrap()
+            .to_vec();
     }
     assert_eq!(taken.len(), 5);
     drop(consumer);

@@ -110,6 +110,7 @@ impl EventBus for RedisEventBus {
             options: self.options.clone(),
             conn: None,
             delivered: Vec::new(),
+            batch: Vec::new(),
             reading: false,
             last_trim: Instant::now(),
         };
@@ -132,6 +133,8 @@ struct RedisConsumer {
     conn: Option<MultiplexedConnection>,
     /// Ids delivered and not yet acknowledged.
     delivered: Vec<String>,
+    /// The events of the last batch, lent to the caller.
+    batch: Vec<ClickEvent>,
     /// Set while a blocking read is under way: if its future is dropped, the connection
     /// still waits for that read's answer, so the next call must use a new one.
     reading: bool,
@@ -291,9 +294,10 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
 
 #[async_trait]
 impl EventConsumer for RedisConsumer {
-    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<Vec<ClickEvent>> {
+    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<&[ClickEvent]> {
         let max = max.max(1);
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.batch);
+        events.clear();
         // Delivered to this consumer and not acknowledged: the last batch again, or events
         // read by a call whose future was dropped.
         self.delivered.clear();
@@ -303,7 +307,8 @@ impl EventConsumer for RedisConsumer {
         let own = own.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
         self.take(own.collect(), &mut events);
         if !self.delivered.is_empty() {
-            return Ok(events);
+            self.batch = events;
+            return Ok(&self.batch);
         }
         // Events of consumers that went silent.
         let claimed: StreamAutoClaimReply = self
@@ -321,7 +326,8 @@ impl EventConsumer for RedisConsumer {
             .await?;
         self.take(claimed.claimed, &mut events);
         if !self.delivered.is_empty() {
-            return Ok(events);
+            self.batch = events;
+            return Ok(&self.batch);
         }
         // New events, until `max` or `max_wait`.
         let deadline = Instant::now() + max_wait;
@@ -338,7 +344,8 @@ impl EventConsumer for RedisConsumer {
             let read = read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
             self.take(read.collect(), &mut events);
         }
-        Ok(events)
+        self.batch = events;
+        Ok(&self.batch)
     }
 
     async fn ack(&mut self) -> Result<()> {

@@ -90,9 +90,9 @@ struct MemoryConsumer {
 
 #[async_trait]
 impl EventConsumer for MemoryConsumer {
-    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<Vec<ClickEvent>> {
+    async fn next_batch(&mut self, max: usize, max_wait: Duration) -> Result<&[ClickEvent]> {
         if !self.in_flight.is_empty() {
-            return Ok(self.in_flight.clone());
+            return Ok(&self.in_flight);
         }
         let max = max.max(1);
         let deadline = Instant::now() + max_wait;
@@ -104,8 +104,8 @@ impl EventConsumer for MemoryConsumer {
                 let mut queue = lock(&self.inner.queue);
                 if queue.len() >= max || Instant::now() >= deadline {
                     let n = queue.len().min(max);
-                    self.in_flight = queue.drain(..n).collect();
-                    return Ok(self.in_flight.clone());
+                    self.in_flight.extend(queue.drain(..n));
+                    return Ok(&self.in_flight);
                 }
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
