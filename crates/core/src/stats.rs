@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// Stripes of a [`StripedCounters`]: threads beyond that many share one.
 const STRIPES: usize = 8;
 
-/// This thread's stripe, handed out in turn the first time a thread asks (the click
-/// hand-over buffer picks its shard by it too).
-pub(crate) fn stripe() -> usize {
+/// This thread's stripe, handed out in turn the first time a thread asks.
+fn stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;

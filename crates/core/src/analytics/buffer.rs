@@ -1,7 +1,6 @@
 //! The hand-over buffer between redirects and the click forwarder.
 //!
-//! A redirect appends its click to its thread's shard (threads numbered as for the
-//! striped counters), under a lock that only the
+//! A redirect appends its click to its thread's shard, under a lock that only the
 //! forwarder's swap ever contends: the fixed part as a small record, the texts (code,
 //! user agent, referrer host, country) at the end of the shard's text, only as long as
 //! they are (a 120-byte user agent costs 120 bytes, not the 512 it may take). The
@@ -12,10 +11,10 @@
 
 use super::{MAX_COUNTRY, MAX_USER_AGENT, PendingClick};
 use crate::memory::lock;
-use crate::stats::stripe;
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
 /// Clicks handed over and not yet taken by the forwarder, in per-thread shards.
@@ -77,7 +76,7 @@ impl ClickBuffer {
     /// Appends `click` to this thread's shard; `false` (and nothing kept) when the shard
     /// is full or the buffer closed.
     pub fn push(&self, click: &PendingClick<'_>) -> bool {
-        let mut shard = lock(&self.shards[stripe() % self.shards.len()].0);
+        let mut shard = lock(&self.shards[thread_shard() % self.shards.len()].0);
         if shard.closed || shard.clicks.records.len() >= self.shard_capacity {
             return false;
         }
@@ -173,6 +172,17 @@ impl Clicks {
             }
         })
     }
+}
+
+/// This thread's shard number. Only threads that hand over clicks are numbered (in the
+/// order they first do), so a runtime's worker threads, as many as the shards, each get a
+/// shard of their own.
+fn thread_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SHARD.with(|s| *s)
 }
 
 /// The longest start of `text` of at most `max` bytes, cut at a character boundary.
