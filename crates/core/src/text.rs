@@ -20,13 +20,10 @@ impl<const N: usize> StackString<N> {
 
     /// The longest start of `text` that fits in `N` bytes, cut at a character boundary.
     pub fn truncated(text: &str) -> Self {
-        let mut end = text.len().min(N);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
+        let cut = cut(text, N);
         let mut s = Self::new();
-        s.buf[..end].copy_from_slice(&text.as_bytes()[..end]);
-        s.len = end;
+        s.buf[..cut.len()].copy_from_slice(cut.as_bytes());
+        s.len = cut.len();
         s
     }
 
@@ -40,6 +37,15 @@ impl<const N: usize> StackString<N> {
         // Only whole `&str`s are ever copied in, so this is always valid UTF-8.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
+}
+
+/// The longest start of `text` of at most `max` bytes, cut at a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Longest piece of a client's input repeated in an error message.

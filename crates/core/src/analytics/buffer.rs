@@ -11,6 +11,7 @@
 
 use super::{MAX_COUNTRY, MAX_USER_AGENT, PendingClick};
 use crate::memory::lock;
+use crate::text::cut;
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -183,15 +184,6 @@ fn thread_shard() -> usize {
         static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
     }
     SHARD.with(|s| *s)
-}
-
-/// The longest start of `text` of at most `max` bytes, cut at a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
