@@ -20,6 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use siphasher::sip128::{Hasher128, SipHasher24};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::net::IpAddr;
@@ -191,9 +192,9 @@ pub(crate) fn referrer_of(referrer: &str) -> &str {
 /// The referrer value analytics report: the host without `www.`, in lower case;
 /// `direct` when the click had no `Referer`, `unknown` when it had one without a usable
 /// host. Takes what [`referrer_of`] kept, or a whole URL (events of earlier versions).
-pub fn referrer_host(referrer: Option<&str>) -> String {
+pub fn referrer_host(referrer: Option<&str>) -> Cow<'static, str> {
     let Some(referrer) = referrer.map(str::trim) else {
-        return "direct".into();
+        return Cow::Borrowed("direct");
     };
     let host = if referrer.contains("://") {
         referrer_of(referrer)
@@ -208,19 +209,19 @@ pub fn referrer_host(referrer: Option<&str>) -> String {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'_'));
     if plausible {
-        host.to_string()
+        Cow::Owned(host.to_string())
     } else {
-        "unknown".into()
+        Cow::Borrowed("unknown")
     }
 }
 
 /// A two-letter country code in upper case, `unknown` otherwise.
-pub fn country_code(country: Option<&str>) -> String {
+pub fn country_code(country: Option<&str>) -> Cow<'static, str> {
     match country.map(str::trim) {
         Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-            c.to_ascii_uppercase()
+            Cow::Owned(c.to_ascii_uppercase())
         }
-        _ => "unknown".into(),
+        _ => Cow::Borrowed("unknown"),
     }
 }
 

@@ -162,7 +162,7 @@ mod tests {
             day: at.date_naive(),
             visitor: visitor.into(),
             is_bot: bot,
-            referrer: referrer.into(),
+            referrer: referrer.to_string().into(),
             browser: "Firefox".into(),
             os: "Linux".into(),
             device: "desktop".into(),

@@ -1456,7 +1456,7 @@ async fn busy_link_day<S: LinkStore + AnalyticsStore>(store: &S, today: NaiveDat
     store.insert(&link).await.unwrap();
     let clicks: Vec<ClassifiedClick> = (0..300)
         .map(|i| ClassifiedClick {
-            referrer: format!("r{}.example", i % 50),
+            referrer: format!("r{}.example", i % 50).into(),
             browser: ["Firefox", "Chrome", "Safari"][i % 3].into(),
             country: ["DE", "FR", "US", "JP"][i % 4].into(),
             ..sample_click(link.id, today, &format!("u{i}"), false, false)

@@ -393,7 +393,7 @@ mod tests {
             day: chrono::Utc::now().date_naive(),
             visitor: format!("{:032x}", 1),
             is_bot: false,
-            referrer: referrer.into(),
+            referrer: referrer.to_string().into(),
             browser: "Chrome".into(),
             os: "Windows 10".into(),
             device: "desktop".into(),

@@ -32,7 +32,7 @@ async fn a_busy_link_day_reads_a_bounded_number_of_rows() {
     // 200 combinations of values (one per referrer), few values in the other
     // dimensions; four writers at once, ten batches of 25 clicks each.
     let click = |i: usize| ClassifiedClick {
-        referrer: format!("r{}.example", i % 200),
+        referrer: format!("r{}.example", i % 200).into(),
         browser: ["Firefox", "Chrome", "Safari", "Edge"][i % 4].into(),
         country: ["DE", "FR", "US", "JP", "BR"][i % 5].into(),
         ..hoplink::testing::sample_click(link.id, today, &format!("{i:032x}"), false, false)

@@ -865,7 +865,7 @@ mod tests {
                 day,
                 visitor: format!("{i:032x}"),
                 is_bot: false,
-                referrer: format!("site{}.example", i % 60),
+                referrer: format!("site{}.example", i % 60).into(),
                 browser: "Firefox".into(),
                 os: "Linux".into(),
                 device: "desktop".into(),
