@@ -352,14 +352,12 @@ pub(crate) async fn run_forwarder(
             for click in taken.iter() {
                 events.push(click.to_event(&mut hasher, &mut ids, geoip.as_deref()));
                 if events.len() >= config.batch_size {
-                    publish_with_retry(&*bus, &events, &stats, stopping).await;
-                    events.clear();
+                    publish_with_retry(&*bus, &mut events, &stats, stopping).await;
                 }
             }
         }
         if !events.is_empty() {
-            publish_with_retry(&*bus, &events, &stats, stopping).await;
-            events.clear();
+            publish_with_retry(&*bus, &mut events, &stats, stopping).await;
         }
         // Closed before this pass, so nothing can have come in since.
         if stopping {
@@ -371,24 +369,28 @@ pub(crate) async fn run_forwarder(
 /// Longest a click waits in the buffer before the forwarder looks.
 const FORWARD_TICK: Duration = Duration::from_millis(20);
 
+/// Publishes `events` (left empty afterwards), retrying with backoff.
 async fn publish_with_retry(
     bus: &dyn EventBus,
-    events: &[ClickEvent],
+    events: &mut Vec<ClickEvent>,
     stats: &Stats,
     stopping: bool,
 ) {
     let mut attempt = 0;
+    let count = events.len() as u64;
     loop {
-        match bus.publish(events).await {
+        match bus.publish_owned(events).await {
             Ok(()) => {
-                Stats::bump(&stats.clicks_published, events.len() as u64);
+                Stats::bump(&stats.clicks_published, count);
+                events.clear();
                 return;
             }
             Err(e) => {
                 Stats::bump(&stats.publish_failures, 1);
                 if stopping && attempt >= 10 {
-                    tracing::error!(error = %e, lost = events.len(), "event bus unavailable during shutdown; clicks lost");
-                    stats.hot_by(Hot::ClicksDropped, events.len() as u64);
+                    tracing::error!(error = %e, lost = count, "event bus unavailable during shutdown; clicks lost");
+                    stats.hot_by(Hot::ClicksDropped, count);
+                    events.clear();
                     return;
                 }
                 tracing::warn!(error = %e, attempt, "publishing clicks failed; retrying");

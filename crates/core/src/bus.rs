@@ -19,6 +19,15 @@ use std::time::Duration;
 pub trait EventBus: Send + Sync + Debug {
     /// Appends a batch of events.
     async fn publish(&self, events: &[ClickEvent]) -> Result<()>;
+    /// [`publish`](Self::publish) for a caller that is done with the events once they
+    /// are accepted: on success `events` is left empty, on failure it is left as it was
+    /// (to try again). A bus that keeps the events themselves (the in-memory one) takes
+    /// them instead of copying each.
+    async fn publish_owned(&self, events: &mut Vec<ClickEvent>) -> Result<()> {
+        self.publish(events).await?;
+        events.clear();
+        Ok(())
+    }
     /// Waits until every accepted event is durably in the bus (a bus that buffers inside
     /// the process, like a Kafka producer, sends what it holds). Called at shutdown.
     async fn flush(&self) -> Result<()> {

@@ -1824,7 +1824,9 @@ pub async fn event_bus(bus: Arc<dyn EventBus>) {
         .map(|n| sample_event(if n % 2 == 0 { "even" } else { "odd" }, n))
         .collect();
     bus.publish(&events[..20]).await.expect("publish");
-    bus.publish(&events[20..]).await.expect("publish");
+    let mut rest = events[20..].to_vec();
+    bus.publish_owned(&mut rest).await.expect("publish owned");
+    assert!(rest.is_empty(), "publish_owned takes what it accepts");
     let got = drain(&mut consumer, 50, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 50, "every published event is delivered");
     let ids: HashSet<Uuid> = got.iter().map(|e| e.id).collect();

@@ -24,6 +24,28 @@ struct Inner {
     published: Notify,
 }
 
+impl Inner {
+    /// Adds `count` events with `add` if they fit (all or none), then wakes consumers.
+    fn append(&self, count: usize, add: impl FnOnce(&mut VecDeque<ClickEvent>)) -> Result<()> {
+        {
+            let mut queue = lock(&self.queue);
+            if queue.len() + count > self.capacity {
+                return Err(Error::unavailable(
+                    "memory",
+                    format!(
+                        "event bus full ({} of {} events waiting)",
+                        queue.len(),
+                        self.capacity
+                    ),
+                ));
+            }
+            add(&mut queue);
+        }
+        self.published.notify_waiters();
+        Ok(())
+    }
+}
+
 impl Default for MemoryEventBus {
     fn default() -> Self {
         Self::new(100_000)
@@ -56,22 +78,13 @@ impl MemoryEventBus {
 #[async_trait]
 impl EventBus for MemoryEventBus {
     async fn publish(&self, events: &[ClickEvent]) -> Result<()> {
-        {
-            let mut queue = lock(&self.inner.queue);
-            if queue.len() + events.len() > self.inner.capacity {
-                return Err(Error::unavailable(
-                    "memory",
-                    format!(
-                        "event bus full ({} of {} events waiting)",
-                        queue.len(),
-                        self.inner.capacity
-                    ),
-                ));
-            }
-            queue.extend(events.iter().cloned());
-        }
-        self.inner.published.notify_waiters();
-        Ok(())
+        self.inner
+            .append(events.len(), |queue| queue.extend(events.iter().cloned()))
+    }
+
+    async fn publish_owned(&self, events: &mut Vec<ClickEvent>) -> Result<()> {
+        self.inner
+            .append(events.len(), |queue| queue.extend(events.drain(..)))
     }
 
     async fn subscribe(&self, _group: &str, _consumer: &str) -> Result<Box<dyn EventConsumer>> {
@@ -129,5 +142,37 @@ impl Drop for MemoryConsumer {
         }
         drop(queue);
         self.inner.published.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_event(n: usize) -> ClickEvent {
+        ClickEvent {
+            id: uuid::Uuid::now_v7(),
+            link_id: uuid::Uuid::nil(),
+            short_code: format!("c{n}"),
+            occurred_at: chrono::Utc::now(),
+            visitor: format!("{n:032x}"),
+            user_agent: None,
+            referrer: None,
+            country: None,
+            counted_at_redirect: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_bus_leaves_owned_events_with_the_caller() {
+        let bus = MemoryEventBus::new(3);
+        let mut first: Vec<ClickEvent> = (0..2).map(sample_event).collect();
+        bus.publish_owned(&mut first).await.unwrap();
+        assert!(first.is_empty());
+        let mut second: Vec<ClickEvent> = (2..4).map(sample_event).collect();
+        let ids: Vec<_> = second.iter().map(|e| e.id).collect();
+        assert!(bus.publish_owned(&mut second).await.is_err());
+        assert_eq!(second.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+        assert_eq!(bus.len(), 2, "all or nothing");
     }
 }
