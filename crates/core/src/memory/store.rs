@@ -118,7 +118,9 @@ impl std::hash::Hasher for EventIdHasher {
 #[derive(Debug)]
 enum Breakdown {
     Small(Vec<(Dimension, Box<str>, u64)>),
-    Large(HashMap<(Dimension, Box<str>), u64>),
+    /// One map per dimension, in [`Dimension::ALL`]'s order: a value already counted
+    /// is found by its text, without a key made for the lookup.
+    Large(Box<[HashMap<Box<str>, u64>; 5]>),
 }
 
 const SMALL_BREAKDOWN: usize = 32;
@@ -141,22 +143,32 @@ impl Breakdown {
                 } else if entries.len() < SMALL_BREAKDOWN {
                     entries.push((dim, value.into(), 1));
                 } else {
-                    let mut map: HashMap<(Dimension, Box<str>), u64> =
-                        entries.drain(..).map(|(d, v, n)| ((d, v), n)).collect();
-                    map.insert((dim, value.into()), 1);
-                    *self = Breakdown::Large(map);
+                    let mut maps: Box<[HashMap<Box<str>, u64>; 5]> = Box::default();
+                    for (d, v, n) in entries.drain(..) {
+                        maps[d.index()].insert(v, n);
+                    }
+                    maps[dim.index()].insert(value.into(), 1);
+                    *self = Breakdown::Large(maps);
                 }
             }
-            Breakdown::Large(map) => {
-                *map.entry((dim, value.into())).or_default() += 1;
-            }
+            Breakdown::Large(maps) => match maps[dim.index()].get_mut(value) {
+                Some(n) => *n += 1,
+                None => {
+                    maps[dim.index()].insert(value.into(), 1);
+                }
+            },
         }
     }
 
     fn iter(&self) -> Box<dyn Iterator<Item = (Dimension, &str, u64)> + '_> {
         match self {
             Breakdown::Small(entries) => Box::new(entries.iter().map(|(d, v, n)| (*d, &**v, *n))),
-            Breakdown::Large(map) => Box::new(map.iter().map(|((d, v), n)| (*d, &**v, *n))),
+            Breakdown::Large(maps) => Box::new(
+                Dimension::ALL
+                    .into_iter()
+                    .zip(maps.iter())
+                    .flat_map(|(d, map)| map.iter().map(move |(v, n)| (d, &**v, *n))),
+            ),
         }
     }
 }
