@@ -382,7 +382,6 @@ async fn publish_with_retry(
         match bus.publish_owned(events).await {
             Ok(()) => {
                 Stats::bump(&stats.clicks_published, count);
-                events.clear();
                 return;
             }
             Err(e) => {
