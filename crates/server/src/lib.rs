@@ -18,6 +18,7 @@ pub mod config;
 pub mod conn;
 mod cors;
 mod dashboard;
+mod head_timer;
 mod html;
 pub mod http;
 pub mod metrics;

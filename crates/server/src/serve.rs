@@ -11,6 +11,7 @@ use crate::compress;
 use crate::conn::{Gate, ProblemIo, Refusal, open_files_limit};
 use crate::cors;
 use crate::dashboard;
+use crate::head_timer::HeadTimer;
 use crate::http::{REQUEST_ID, new_request_id, valid_request_id};
 use crate::problem::Problem;
 use crate::redirect;
@@ -243,18 +244,26 @@ async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
     .await;
 }
 
-/// HTTP/1.1 and HTTP/2 (prior knowledge) with the configured timeouts.
+/// HTTP/1.1 and HTTP/2 (prior knowledge) with the configured timeouts; see
+/// [`for_connection`].
 fn http_builder(config: &crate::config::Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(config.header_read_timeout));
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(config.header_read_timeout))
         .keep_alive_timeout(Duration::from_secs(config.header_read_timeout));
+    builder
+}
+
+/// `shared`, with the HTTP/1 header-read deadline kept by a timer of the connection's
+/// own ([`HeadTimer`]).
+fn for_connection(shared: &auto::Builder<TokioExecutor>) -> auto::Builder<TokioExecutor> {
+    let mut builder = shared.clone();
+    builder.http1().timer(HeadTimer::default());
     builder
 }
 
@@ -269,7 +278,7 @@ pub(crate) fn serve_stream<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let builder = http_builder(&state.config);
+    let builder = for_connection(&http_builder(&state.config));
     let connection = Arc::new(Connection {
         app,
         state,
@@ -335,7 +344,7 @@ pub(crate) async fn serve(
             peer,
         });
         let service = hyper::service::service_fn(move |req| connection.clone().answer(req));
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let (builder, watcher) = (for_connection(&builder), graceful.watcher());
         let first_bytes = Duration::from_secs(config.header_read_timeout);
         tokio::spawn(async move {
             // hyper waits for the first bytes (to tell HTTP/1 from HTTP/2) without a

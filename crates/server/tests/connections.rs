@@ -1,6 +1,7 @@
 //! One client can't lock everyone out: thousands of idle connections from one loopback
 //! address while another address is still served at once, and silent connections closed
-//! after the header timeout. Bounded to seconds, loopback only.
+//! after the header timeout, but never a busy keep-alive one. Bounded to seconds,
+//! loopback only.
 
 use hoplink_server::config::Config;
 use std::net::SocketAddr;
@@ -28,6 +29,29 @@ async fn get(from: &str, to: SocketAddr, path: &str) -> String {
         .await
         .expect("an answer within 5 s")
         .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// One answer on a keep-alive connection: its head and its `Content-Length` of body.
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed mid-answer"
+        );
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    answer.extend_from_slice(&body);
     String::from_utf8_lossy(&answer).into_owned()
 }
 
@@ -170,4 +194,39 @@ async fn a_stream_served_without_the_network_answers_like_a_socket() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_keep_alive_connection_outlives_the_header_timeout_and_closes_after_its_last_request()
+ {
+    let config =
+        Config::from_args(["--bind", "127.0.0.1:0", "--header-read-timeout", "2"]).unwrap();
+    let server = hoplink_server::start(config).await.unwrap();
+    let mut stream = connect_from("127.0.0.1", server.addr).await.unwrap();
+    // Twelve requests half a second apart: six seconds on one connection, three times
+    // the timeout, each head in well within it.
+    for i in 0..12 {
+        stream
+            .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let answer = tokio::time::timeout(Duration::from_secs(2), read_answer(&mut stream))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} answered"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "request {i}: {answer}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Then silence: closed about one timeout after the last answer, not before.
+    let idle_from = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut rest))
+        .await
+        .expect("closed within 6 s of going idle")
+        .unwrap();
+    let idle = idle_from.elapsed() + Duration::from_millis(500);
+    assert!(
+        idle >= Duration::from_millis(1900),
+        "closed {idle:?} after the last answer, before the timeout"
+    );
+    server.stop().await.unwrap();
 }
