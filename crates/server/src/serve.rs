@@ -161,24 +161,28 @@ impl Connection {
 
 /// The host a request is for: `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
 fn host_of<B>(req: &hyper::Request<B>) -> Option<&str> {
-    host_in(req.headers(), req.uri())
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    host_in(host, req.uri())
 }
 
-fn host_in<'a>(headers: &'a poem::http::HeaderMap, uri: &'a poem::http::Uri) -> Option<&'a str> {
-    headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
+/// `host`, the `Host` header's text, or else the URI's authority.
+fn host_in<'a>(host: Option<&'a str>, uri: &'a poem::http::Uri) -> Option<&'a str> {
+    host.or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
 /// What the redirect handlers need of a request.
 fn incoming(parts: &poem::http::request::Parts, peer: SocketAddr) -> redirect::Incoming<'_> {
+    let seen = redirect::Seen::of(&parts.headers);
     redirect::Incoming {
         method: &parts.method,
         path: parts.uri.path(),
         query: parts.uri.query(),
-        host: host_in(&parts.headers, &parts.uri),
+        host: host_in(seen.host, &parts.uri),
         headers: &parts.headers,
+        seen,
         peer: Some(peer),
     }
 }
