@@ -118,7 +118,7 @@ fn sample_event(link: &hoplink::Link, n: usize) -> hoplink::records::ClickEvent 
         link_id: link.id,
         short_code: link.short_code.clone(),
         occurred_at: chrono::Utc::now(),
-        visitor: format!("{:032x}", n % 5000),
+        visitor: format!("{:032x}", n % 5000).into(),
         user_agent: Some(
             if i.is_multiple_of(20) {
                 "Googlebot/2.1 (+http://www.google.com/bot.html)"

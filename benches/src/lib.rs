@@ -15,7 +15,7 @@ pub fn bus_event(n: usize) -> ClickEvent {
         link_id: uuid::Uuid::now_v7(),
         short_code: format!("c{}", n % 1000),
         occurred_at: chrono::Utc::now(),
-        visitor: format!("{:032x}", n % 5000),
+        visitor: format!("{:032x}", n % 5000).into(),
         user_agent: Some(
             "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0".into(),
         ),
@@ -37,7 +37,7 @@ pub fn sample_click(
         event_id: uuid::Uuid::now_v7(),
         link_id,
         day: at.date_naive(),
-        visitor: format!("{:032x}", n % 5000),
+        visitor: format!("{:032x}", n % 5000).into(),
         is_bot: i.is_multiple_of(20),
         referrer: ["direct", "news.example.com", "t.co"][i % 3].into(),
         browser: ["Chrome", "Firefox", "Safari"][i % 3].into(),

@@ -47,6 +47,7 @@ pub mod testing;
 mod text;
 pub mod transfer;
 pub mod validate;
+mod visitor;
 pub mod webhooks;
 
 pub use analytics::AnalyticsConfig;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use crate::fold::{ClickFold, CombinationDelta, DayDelta};
+pub use crate::visitor::Visitor;
 
 /// The part of a link a redirect needs; this is what the caches hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,7 +246,7 @@ pub struct ClickEvent {
     /// When the redirect happened.
     pub occurred_at: DateTime<Utc>,
     /// Salted hash of client address and user agent, rotated daily; empty when unknown.
-    pub visitor: String,
+    pub visitor: Visitor,
     /// `User-Agent` (at most 512 bytes), classified by the worker.
     pub user_agent: Option<String>,
     /// The host of the `Referer` (empty when it had none); events of earlier versions may
@@ -268,7 +269,7 @@ pub struct ClassifiedClick {
     /// UTC day of the click: `at`'s date (stores may compute it from `at`).
     pub day: NaiveDate,
     /// Daily visitor hash (for unique visitors).
-    pub visitor: String,
+    pub visitor: Visitor,
     /// Known bot or link-preview crawler.
     pub is_bot: bool,
     /// Referrer host, or `direct` (static, as `unknown` is: most clicks carry no
@@ -301,7 +302,7 @@ impl ClassifiedClick {
             os: self.os.to_string(),
             device: self.device.to_string(),
             country: self.country.to_string(),
-            visitor: self.visitor.clone(),
+            visitor: self.visitor.to_string(),
         }
     }
 }

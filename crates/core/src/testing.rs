@@ -1788,7 +1788,7 @@ pub fn sample_event(code: &str, n: usize) -> ClickEvent {
         link_id: Uuid::nil(),
         short_code: code.into(),
         occurred_at: Utc::now(),
-        visitor: format!("visitor-{n}"),
+        visitor: format!("visitor-{n}").into(),
         user_agent: Some("conformance".into()),
         referrer: None,
         country: None,

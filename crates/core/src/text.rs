@@ -32,6 +32,12 @@ impl<const N: usize> StackString<N> {
         self.buf[..self.len].make_ascii_lowercase();
     }
 
+    /// The bytes of the text written so far (no check that they are UTF-8, which they
+    /// always are: for hashing and comparing).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// The text written so far.
     pub fn as_str(&self) -> &str {
         // Only whole `&str`s are ever copied in, so this is always valid UTF-8.

@@ -391,7 +391,7 @@ mod tests {
             event_id: Uuid::now_v7(),
             link_id: Uuid::now_v7(),
             day: chrono::Utc::now().date_naive(),
-            visitor: format!("{:032x}", 1),
+            visitor: format!("{:032x}", 1).into(),
             is_bot: false,
             referrer: referrer.to_string().into(),
             browser: "Chrome".into(),

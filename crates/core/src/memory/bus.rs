@@ -155,7 +155,7 @@ mod tests {
             link_id: uuid::Uuid::nil(),
             short_code: format!("c{n}"),
             occurred_at: chrono::Utc::now(),
-            visitor: format!("{n:032x}"),
+            visitor: format!("{n:032x}").into(),
             user_agent: None,
             referrer: None,
             country: None,

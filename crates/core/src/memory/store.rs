@@ -6,7 +6,7 @@ use crate::records::{
     ApiKeyRecord, ClassifiedClick, ClickBudget, DailyRollup, Dimension, LinkQuery, RecordOutcome,
     RefreshTokenRecord, RollupWindow, RotateOutcome, Rotation, UserRecord,
 };
-use crate::records::{ClickQuery, DomainDeletion, cache_key};
+use crate::records::{ClickQuery, DomainDeletion, Visitor, cache_key};
 use crate::store::{AnalyticsStore, DomainStore, LinkStore, ModerationStore, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -649,7 +649,7 @@ impl ModerationStore for MemoryStore {
     }
 }
 
-fn visitor_key(visitor: &str) -> u64 {
+fn visitor_key(visitor: &Visitor) -> u64 {
     use std::hash::BuildHasher;
     foldhash::quality::FixedState::default().hash_one(visitor)
 }
@@ -875,7 +875,7 @@ mod tests {
                 event_id: Uuid::now_v7(),
                 link_id: link,
                 day,
-                visitor: format!("{i:032x}"),
+                visitor: format!("{i:032x}").into(),
                 is_bot: false,
                 referrer: format!("site{}.example", i % 60).into(),
                 browser: "Firefox".into(),
