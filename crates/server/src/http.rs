@@ -141,16 +141,26 @@ pub fn ip_text(ip: IpAddr) -> hoplink::StackString<48> {
     text
 }
 
-const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub(crate) const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub(crate) const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub(crate) const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Adds the `RateLimit-*` headers of a decision.
 pub fn add_rate_limit_headers(resp: &mut Response, d: &RateLimitDecision) {
     let headers = resp.headers_mut();
-    headers.insert(RATELIMIT_LIMIT, limit_value(d.limit));
-    headers.insert(RATELIMIT_REMAINING, number_value(u64::from(d.remaining)));
-    headers.insert(RATELIMIT_RESET, number_value(ceil_secs(d.reset_after)));
+    let [limit, remaining, reset] = rate_limit_values(d);
+    headers.insert(RATELIMIT_LIMIT, limit);
+    headers.insert(RATELIMIT_REMAINING, remaining);
+    headers.insert(RATELIMIT_RESET, reset);
+}
+
+/// The values of `RateLimit-Limit`, `-Remaining` and `-Reset` for a decision.
+pub(crate) fn rate_limit_values(d: &RateLimitDecision) -> [HeaderValue; 3] {
+    [
+        limit_value(d.limit),
+        number_value(u64::from(d.remaining)),
+        number_value(ceil_secs(d.reset_after)),
+    ]
 }
 
 /// Numbers below this are header values made once ([`number_value`]).

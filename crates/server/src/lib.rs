@@ -25,6 +25,7 @@ pub mod metrics;
 mod pages;
 pub mod problem;
 mod redirect;
+mod redirect_headers;
 pub mod routes;
 mod serve;
 pub mod spec;

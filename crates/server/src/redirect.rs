@@ -5,15 +5,16 @@
 //! [`crate::spec`].
 
 use crate::html;
-use crate::http::{add_rate_limit_headers, ip_text, resolve_client, too_many_requests};
+use crate::http::{
+    add_rate_limit_headers, ip_text, rate_limit_values, resolve_client, too_many_requests,
+};
 use crate::problem::problem_of;
+use crate::redirect_headers::{Caching, PRIVATE_NO_CACHE, RedirectHeaders};
 use crate::state::AppState;
 use hoplink::{LimitScope, RateLimitDecision, Visit};
 use poem::Response;
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::net::{IpAddr, SocketAddr};
-
-const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
 
 /// `GET /` on a host: its domain's root redirect, the dashboard on the default domain.
 pub(crate) async fn root(state: &AppState, host: Option<&str>) -> Response {
@@ -172,7 +173,14 @@ fn visit_of<'a>(
 /// `GET|HEAD /{short_code}`: the redirect itself (the hot path), or for a
 /// password-protected link the password form, or with `Authorization: Basic` the
 /// redirect once the password is right.
-pub(crate) async fn respond(state: &AppState, req: &Incoming<'_>) -> Response {
+///
+/// The request's id goes into the answer's headers with the rest, taken from
+/// `request_id`, when the link resolves.
+pub(crate) async fn respond(
+    state: &AppState,
+    req: &Incoming<'_>,
+    request_id: &mut Option<HeaderValue>,
+) -> Response {
     let code = req.path.trim_start_matches('/');
     let guard = match guard(state, req, false).await {
         Ok(guard) => guard,
@@ -181,7 +189,7 @@ pub(crate) async fn respond(state: &AppState, req: &Incoming<'_>) -> Response {
     let basic = req.seen.authorization.and_then(basic_password);
     let visit = visit_of(state, req, guard.ip, basic.as_deref());
     let resp = match state.shortener.resolve(code, &visit).await {
-        Ok(redirect) => redirect_response(code, &redirect),
+        Ok(redirect) => return guard.redirect(code, &redirect, request_id),
         Err(hoplink::Error::PasswordRequired) => html::password_form(StatusCode::OK, code, None),
         Err(hoplink::Error::Unauthorized { .. }) => {
             let mut resp = html::password_form(
@@ -224,7 +232,7 @@ pub(crate) async fn submit(state: &AppState, req: &Incoming<'_>, body: FormBody)
     };
     let visit = visit_of(state, req, guard.ip, Some(&password));
     let resp = match state.shortener.resolve(code, &visit).await {
-        Ok(redirect) => redirect_response(code, &redirect),
+        Ok(redirect) => return guard.redirect(code, &redirect, &mut None),
         Err(hoplink::Error::Unauthorized { .. } | hoplink::Error::PasswordRequired) => {
             html::password_form(
                 StatusCode::UNAUTHORIZED,
@@ -254,31 +262,41 @@ pub(crate) async fn preview(state: &AppState, req: &Incoming<'_>) -> Response {
 
 const BASIC_CHALLENGE: HeaderValue =
     HeaderValue::from_static("Basic realm=\"hoplink\", charset=\"UTF-8\"");
-const PRIVATE_NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
 
-fn redirect_response(code: &str, redirect: &hoplink::Redirect) -> Response {
-    let status =
-        StatusCode::from_u16(redirect.redirect_type().status()).unwrap_or(StatusCode::FOUND);
-    match HeaderValue::from_str(redirect.location()) {
-        Ok(location) => {
-            let mut resp = Response::builder()
-                .status(status)
-                .header(header::LOCATION, location)
-                .finish();
-            if redirect.is_private() {
-                resp.headers_mut()
-                    .insert(header::CACHE_CONTROL, PRIVATE_NO_STORE);
-            } else if !redirect.redirect_type().is_permanent() {
-                resp.headers_mut()
-                    .insert(header::CACHE_CONTROL, PRIVATE_NO_CACHE);
-            }
-            resp
-        }
-        Err(_) => {
+impl Guard {
+    /// The answer to a link that resolved: its status, `Location`, its `Cache-Control`,
+    /// the guard's `RateLimit-*` and, taken from `request_id`, `X-Request-Id`.
+    fn redirect(
+        &self,
+        code: &str,
+        redirect: &hoplink::Redirect,
+        request_id: &mut Option<HeaderValue>,
+    ) -> Response {
+        let status =
+            StatusCode::from_u16(redirect.redirect_type().status()).unwrap_or(StatusCode::FOUND);
+        let Ok(location) = HeaderValue::from_str(redirect.location()) else {
             tracing::error!(code, "stored URL is not a valid Location header");
-            problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
-                .into_response_with(&[])
+            return self.finish(
+                problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
+                    .into_response_with(&[]),
+            );
+        };
+        let caching = if redirect.is_private() {
+            Caching::NoStore
+        } else if redirect.redirect_type().is_permanent() {
+            Caching::Default
+        } else {
+            Caching::Revalidate
+        };
+        let mut resp = Response::builder().status(status).finish();
+        *resp.headers_mut() = RedirectHeaders {
+            location,
+            caching,
+            rate_limit: self.decision.as_ref().map(rate_limit_values),
+            request_id: request_id.take(),
         }
+        .into_map();
+        resp
     }
 }
 

@@ -60,15 +60,20 @@ impl Connection {
         let state = &*self.state;
         let index = routes::find(req.uri().path());
         let route = index.map(|i| &ROUTES[i]);
-        let request_id = match req.headers().get(REQUEST_ID) {
+        // Taken by the redirect, which sets it with the rest of its headers.
+        let mut request_id = Some(match req.headers().get(REQUEST_ID) {
             Some(v) if valid_request_id(v) => v.clone(),
             _ => new_request_id(),
-        };
+        });
+        let id_text = request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let is_redirect = index == Some(routes::REDIRECT) && req.method() != Method::POST;
         let span = if is_redirect {
-            tracing::debug_span!("request", request_id = request_id.to_str().unwrap_or(""), method = %req.method(), path = req.uri().path())
+            tracing::debug_span!("request", request_id = id_text, method = %req.method(), path = req.uri().path())
         } else {
-            tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""), method = %req.method(), path = req.uri().path())
+            tracing::info_span!("request", request_id = id_text, method = %req.method(), path = req.uri().path())
         };
         let origin = cors::allowed_origin(&state.config.cors_origins, req.headers());
         // Redirects are never compressed, so they skip the look at Accept-Encoding.
@@ -101,7 +106,7 @@ impl Connection {
                 }
                 Handler::Redirect => {
                     let (parts, _) = req.into_parts();
-                    redirect::respond(state, &incoming(&parts, self.peer))
+                    redirect::respond(state, &incoming(&parts, self.peer), &mut request_id)
                         .instrument(span.clone())
                         .await
                 }
@@ -121,7 +126,9 @@ impl Connection {
                 },
                 Handler::Dashboard => dashboard::answer(req.uri().path(), req.headers(), encoding),
                 Handler::Api => {
-                    req.headers_mut().insert(REQUEST_ID, request_id.clone());
+                    if let Some(id) = &request_id {
+                        req.headers_mut().insert(REQUEST_ID, id.clone());
+                    }
                     let mut req = poem::Request::from((
                         req,
                         LocalAddr(Addr::SocketAddr(self.local)),
@@ -143,7 +150,9 @@ impl Connection {
             cors::add_headers(&mut resp, origin);
         }
         let status = resp.status();
-        resp.headers_mut().insert(REQUEST_ID, request_id);
+        if let Some(id) = request_id {
+            resp.headers_mut().insert(REQUEST_ID, id);
+        }
         state.metrics.record(index, status.as_u16());
         let took = started.elapsed();
         let micros = took.as_micros() as u64;
