@@ -42,6 +42,11 @@ impl Visitor {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// Whether the click had no address, so no pseudonym (without reading it as text).
+    pub fn is_empty(&self) -> bool {
+        self.0.as_bytes().is_empty()
+    }
 }
 
 impl From<&str> for Visitor {
