@@ -186,7 +186,7 @@ fn classified(event: &ClickEvent) -> hoplink::records::ClassifiedClick {
         event_id: event.id,
         link_id: event.link_id,
         day: event.occurred_at.date_naive(),
-        visitor: event.visitor.clone(),
+        visitor: event.visitor,
         is_bot: false,
         referrer: "direct".into(),
         browser: "Other".into(),
