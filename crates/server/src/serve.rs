@@ -65,15 +65,11 @@ impl Connection {
             Some(v) if valid_request_id(v) => v.clone(),
             _ => new_request_id(),
         });
-        let id_text = request_id
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
         let is_redirect = index == Some(routes::REDIRECT) && req.method() != Method::POST;
         let span = if is_redirect {
-            tracing::debug_span!("request", request_id = id_text, method = %req.method(), path = req.uri().path())
+            tracing::debug_span!("request", request_id = id_text(&request_id), method = %req.method(), path = req.uri().path())
         } else {
-            tracing::info_span!("request", request_id = id_text, method = %req.method(), path = req.uri().path())
+            tracing::info_span!("request", request_id = id_text(&request_id), method = %req.method(), path = req.uri().path())
         };
         let origin = cors::allowed_origin(&state.config.cors_origins, req.headers());
         // Redirects are never compressed, so they skip the look at Accept-Encoding.
@@ -166,6 +162,15 @@ impl Connection {
         }
         Ok(resp.into())
     }
+}
+
+/// A request id as text for a span (evaluated only when the span is enabled, which the
+/// redirect's is not at the default level).
+fn id_text(request_id: &Option<poem::http::HeaderValue>) -> &str {
+    request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// The host a request is for: `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
