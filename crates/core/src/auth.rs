@@ -35,16 +35,21 @@ pub fn token_hash(token: &str) -> String {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    // Every click's visitor hash passes here: a table, not the formatting machinery.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     // Bytes first and one check at the end: a `push` per character cost 400 instructions
     // for a visitor hash.
     let mut text = vec![0u8; bytes.len() * 2];
-    for (pair, b) in text.chunks_exact_mut(2).zip(bytes) {
+    hex_into(bytes, &mut text);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// `bytes` in lower-case hex into `out` (two digits a byte, as far as `out` goes): a
+/// table, not the formatting machinery, as every click's visitor passes here.
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    String::from_utf8(text).unwrap_or_default()
 }
 
 /// `successor` sealed under `old` (a refresh token and the one that replaced it): only

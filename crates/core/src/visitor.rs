@@ -29,12 +29,8 @@ impl Visitor {
 
     /// The pseudonym of these 16 bytes of hash, in lower-case hex.
     pub(crate) fn of_hash(hash: &[u8; 16]) -> Visitor {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 32];
-        for (pair, b) in text.chunks_exact_mut(2).zip(hash) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0x0f)];
-        }
+        crate::auth::hex_into(hash, &mut text);
         Visitor::from(std::str::from_utf8(&text).unwrap_or_default())
     }
 
