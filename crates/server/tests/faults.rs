@@ -9,7 +9,7 @@ mod common;
 
 use common::{
     Instance, OwnPostgres, OwnProcess, client, create_links, fresh_schema, instance_env,
-    redirect_rounds, spawn, token, total_clicks, wait_health,
+    pipeline_report, redirect_rounds, spawn, token, total_clicks, wait_health,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -265,8 +265,10 @@ async fn kafka_frozen_under_redirect_load() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     println!("broker thawed: clicks expected {expected}, counted {counted}");
-    assert_eq!(
-        counted, expected,
-        "every click delivered once the broker is back"
-    );
+    if counted != expected {
+        let report = pipeline_report(&client, &bases).await;
+        panic!(
+            "every click delivered once the broker is back: expected {expected}, counted {counted}{report}"
+        );
+    }
 }

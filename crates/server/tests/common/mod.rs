@@ -106,6 +106,31 @@ pub async fn total_clicks(client: &Client, base: &str, token: &str, codes: &[Str
     total
 }
 
+/// The click pipeline's counters (`hoplink_click_events_*` and the health document) of
+/// each instance, one line each: what a failed delivery assertion prints.
+pub async fn pipeline_report(client: &Client, bases: &[String]) -> String {
+    let mut report = String::new();
+    for base in bases {
+        let metrics = match client.get(format!("{base}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => format!("no metrics: {e}"),
+        };
+        let counters: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("hoplink_click_events_"))
+            .collect();
+        let health = match client.get(format!("{base}/api/v1/health")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => format!("no health: {e}"),
+        };
+        report.push_str(&format!(
+            "\n{base}: {} | health {health}",
+            counters.join(", ")
+        ));
+    }
+    report
+}
+
 /// Polls `GET /api/v1/health` until its `status` is `want` (or the patience runs out).
 pub async fn wait_health(client: &Client, base: &str, want: &str, patience: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + patience;
