@@ -4,10 +4,13 @@ use clap::Parser;
 use hoplink_server::config::{Cli, Command};
 use std::process::ExitCode;
 
+#[allow(unsafe_code)] // a `GlobalAlloc` is unsafe to implement
+mod allocator;
+
 // Every request allocates and frees small buffers across threads: under redirect load
 // glibc's malloc and free took about a tenth of the server's CPU, mimalloc about half.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
