@@ -10,8 +10,11 @@ use crate::http::{
 };
 use crate::problem::problem_of;
 use crate::redirect_headers::{Caching, PRIVATE_NO_CACHE, RedirectHeaders};
+use crate::serve::Answer;
 use crate::state::AppState;
 use hoplink::{LimitScope, RateLimitDecision, Visit};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
 use poem::Response;
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::net::{IpAddr, SocketAddr};
@@ -180,11 +183,11 @@ pub(crate) async fn respond(
     state: &AppState,
     req: &Incoming<'_>,
     request_id: &mut Option<HeaderValue>,
-) -> Response {
+) -> Answer {
     let code = req.path.trim_start_matches('/');
     let guard = match guard(state, req, false).await {
         Ok(guard) => guard,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into(),
     };
     let basic = req.seen.authorization.and_then(basic_password);
     let visit = visit_of(state, req, guard.ip, basic.as_deref());
@@ -203,11 +206,11 @@ pub(crate) async fn respond(
         }
         Err(e) => problem_of(&e).into_response_with(&[]),
     };
-    guard.finish(resp)
+    guard.finish(resp).into()
 }
 
 /// `POST /{short_code}`: the password form's answer (`password`, form-encoded).
-pub(crate) async fn submit(state: &AppState, req: &Incoming<'_>, body: FormBody) -> Response {
+pub(crate) async fn submit(state: &AppState, req: &Incoming<'_>, body: FormBody) -> Answer {
     let code = req.path.trim_start_matches('/');
     let password = match body {
         FormBody::Form(password) => password,
@@ -216,19 +219,21 @@ pub(crate) async fn submit(state: &AppState, req: &Incoming<'_>, body: FormBody)
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Too much",
                 "The form sent more than a password.",
-            );
+            )
+            .into();
         }
         FormBody::NotAForm => {
             return html::message(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Not a form",
                 "Send the password as a form (application/x-www-form-urlencoded).",
-            );
+            )
+            .into();
         }
     };
     let guard = match guard(state, req, true).await {
         Ok(guard) => guard,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into(),
     };
     let visit = visit_of(state, req, guard.ip, Some(&password));
     let resp = match state.shortener.resolve(code, &visit).await {
@@ -242,7 +247,7 @@ pub(crate) async fn submit(state: &AppState, req: &Incoming<'_>, body: FormBody)
         }
         Err(e) => html_error(&e),
     };
-    guard.finish(resp)
+    guard.finish(resp).into()
 }
 
 /// `GET|HEAD /{short_code}+`: where the link goes, without going there or counting.
@@ -271,15 +276,17 @@ impl Guard {
         code: &str,
         redirect: &hoplink::Redirect,
         request_id: &mut Option<HeaderValue>,
-    ) -> Response {
+    ) -> Answer {
         let status =
             StatusCode::from_u16(redirect.redirect_type().status()).unwrap_or(StatusCode::FOUND);
         let Ok(location) = HeaderValue::from_str(redirect.location()) else {
             tracing::error!(code, "stored URL is not a valid Location header");
-            return self.finish(
-                problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
-                    .into_response_with(&[]),
-            );
+            return self
+                .finish(
+                    problem_of(&hoplink::Error::backend("store", "unusable stored URL"))
+                        .into_response_with(&[]),
+                )
+                .into();
         };
         let caching = if redirect.is_private() {
             Caching::NoStore
@@ -288,7 +295,8 @@ impl Guard {
         } else {
             Caching::Revalidate
         };
-        let mut resp = Response::builder().status(status).finish();
+        let mut resp = Answer::new(BoxBody::new(Empty::new().map_err(|never| match never {})));
+        *resp.status_mut() = status;
         *resp.headers_mut() = RedirectHeaders {
             location,
             caching,
