@@ -106,8 +106,9 @@ pub async fn total_clicks(client: &Client, base: &str, token: &str, codes: &[Str
     total
 }
 
-/// The click pipeline's counters (`hoplink_click_events_*` and the health document) of
-/// each instance, one line each: what a failed delivery assertion prints.
+/// The click pipeline's counters (`hoplink_click_events_*`, `hoplink_kafka_*`) and the
+/// health document of each instance, one line each: what a failed delivery assertion
+/// prints.
 pub async fn pipeline_report(client: &Client, bases: &[String]) -> String {
     let mut report = String::new();
     for base in bases {
@@ -117,7 +118,7 @@ pub async fn pipeline_report(client: &Client, bases: &[String]) -> String {
         };
         let counters: Vec<&str> = metrics
             .lines()
-            .filter(|l| l.starts_with("hoplink_click_events_"))
+            .filter(|l| l.starts_with("hoplink_click_events_") || l.starts_with("hoplink_kafka_"))
             .collect();
         let health = match client.get(format!("{base}/api/v1/health")).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
